@@ -1,0 +1,185 @@
+//! Wiring: builds the store, the delivery engine, the service and the HTTP server from
+//! `Settings`, and runs them until shutdown. `build` binds the port (port 0 in tests), so a
+//! caller knows the address before `run`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::delivery::client::HttpSender;
+use crate::delivery::ssrf::AddressPolicy;
+use crate::delivery::worker::AttemptPolicy;
+use crate::delivery::{self, DeliveryQueue, EngineSettings};
+use crate::domain::ids;
+use crate::domain::retry::RetrySchedule;
+use crate::service::{self, Policy, Service};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::telemetry;
+
+/// How long shutdown waits for in-flight attempts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Arc<dyn Store>,
+    engine: Option<tokio::task::JoinHandle<()>>,
+    stop_engine: CancellationToken,
+    workers_running: Arc<AtomicBool>,
+    _lock: std::fs::File,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        // One process per embedded store: a second one would deliver everything twice.
+        let lock = std::fs::File::create(settings.data_dir.join("hookrelay.lock"))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "another hookrelay process is using {}; run one process per data directory (or use PostgreSQL)",
+                settings.data_dir.display()
+            )
+        })?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir)?);
+        // Nobody else can hold a lease on a store only this process opens.
+        store.release_all_leases().await?;
+        let admin_key_hash = admin_key_hash(&*store, settings.admin_key.as_deref()).await?;
+
+        let addresses = AddressPolicy::new(settings.allow_nets.clone());
+        let stop_engine = CancellationToken::new();
+        let workers_running = Arc::new(AtomicBool::new(false));
+        let (queue, engine) = if settings.delivery_enabled {
+            let policy = AttemptPolicy {
+                schedule: RetrySchedule::new(settings.retry_schedule.clone(), settings.retry_jitter),
+                jitter: settings.retry_jitter,
+                retry_after_max: settings.retry_after_max,
+                default_timeout: settings.default_timeout,
+                max_response_body: settings.max_response_body_bytes,
+                https_only: settings.https_only,
+                lease: settings.lease,
+                owner: ids::new_id("inst"),
+            };
+            let engine_settings = EngineSettings {
+                concurrency: settings.concurrency,
+                poll_interval: settings.poll_interval,
+                auto_disable_after: settings.auto_disable_after,
+                sender: HttpSender::new(addresses.clone(), settings.concurrency.min(1024)),
+                policy,
+            };
+            let (queue, handle) =
+                delivery::start(store.clone(), engine_settings, stop_engine.clone(), SHUTDOWN_GRACE);
+            workers_running.store(true, Ordering::Relaxed);
+            (queue, Some(handle))
+        } else {
+            // Without workers here, readiness does not depend on them.
+            workers_running.store(true, Ordering::Relaxed);
+            (DeliveryQueue::disabled(), None)
+        };
+        telemetry::spawn_queue_gauges(store.clone(), Duration::from_secs(5), stop_engine.clone());
+
+        let service = Service::new(
+            store.clone(),
+            queue,
+            Policy {
+                https_only: settings.https_only,
+                addresses,
+                rotation_grace: settings.rotation_grace,
+                failing_after_failures: settings.failing_after_failures,
+                default_timeout: settings.default_timeout,
+            },
+            admin_key_hash,
+        );
+        let state = AppState {
+            service,
+            metrics: telemetry::metrics_handle(),
+            workers_running: workers_running.clone(),
+        };
+        let router = api::router(state, settings.max_body_bytes);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Ok(App {
+            listener,
+            router,
+            store,
+            engine,
+            stop_engine,
+            workers_running,
+            _lock: lock,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then stops taking requests, lets in-flight requests
+    /// and attempts finish (releasing what does not), and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "hookrelay listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("HTTP server stopped; stopping delivery workers");
+        self.stop_engine.cancel();
+        self.workers_running.store(false, Ordering::Relaxed);
+        if let Some(engine) = self.engine {
+            let _ = engine.await;
+        }
+        drop(self.store);
+        tracing::info!("hookrelay stopped");
+        Ok(())
+    }
+}
+
+/// The admin key's hash: from the configured key, else the stored one, else a new key that
+/// is printed once and stored only as its hash.
+async fn admin_key_hash(store: &dyn Store, configured: Option<&str>) -> anyhow::Result<String> {
+    if let Some(key) = configured {
+        return Ok(service::hash_key(key));
+    }
+    if let Some(hash) = store.admin_key_hash().await? {
+        return Ok(hash);
+    }
+    let key = service::generate_key();
+    store.set_admin_key_hash(service::hash_key(&key)).await?;
+    println!(
+        "hookrelay: no admin key was configured, so one was generated. It is shown this once \
+         and stored only as a hash:\n\n    {key}\n\nUse it as `Authorization: Bearer {key}`, \
+         or set HOOKRELAY_ADMIN_KEY to choose your own."
+    );
+    Ok(service::hash_key(&key))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

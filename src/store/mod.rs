@@ -1,0 +1,199 @@
+//! Durable state behind one trait, so that SQLite (embedded, the default) and PostgreSQL
+//! (scale-out, to come) are interchangeable. Every method that takes a `tenant_id` filters
+//! by it: the store never returns a row of another tenant to a tenant-scoped call.
+//!
+//! A write returns only after it is committed: callers may answer 2xx on `Ok`.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    ApiKey, Attempt, Delivery, DeliveryStatus, Endpoint, Event, EventType, OperationalEvent, Page,
+    PageRequest, Tenant,
+};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (a tenant uid, an event type name).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The store cannot take the request now (shutting down, disk full, ...).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Backend(Arc<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A delivery to create with its event; `lease` set means the creating instance will
+/// attempt it itself (from memory) and other instances must not claim it before it expires.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub lease: Option<Lease>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PublishOutcome {
+    Created { event: Event, deliveries: Vec<Delivery> },
+    /// The idempotency key was used before: the first event, nothing created.
+    Existing(Event),
+}
+
+/// What a worker needs to make an attempt, without another read.
+#[derive(Debug, Clone)]
+pub struct DeliveryTask {
+    pub delivery_id: String,
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Arc<str>,
+    pub attempts_made: u32,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The outcome of one attempt and what it does to its delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub tenant_id: String,
+    pub attempt: Attempt,
+    pub next: NextStep,
+    /// Whether the attempt says something about the receiver (a disabled endpoint does not).
+    pub counts_for_health: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum NextStep {
+    Succeeded,
+    /// Try again at `at`; `lease` kept when this instance keeps it scheduled in memory.
+    Retry { at: DateTime<Utc>, lease: Option<Lease> },
+    /// The schedule is spent (or the endpoint is gone): the dead-letter state.
+    Failed,
+    Cancelled,
+}
+
+/// An endpoint that `record_attempts` disabled because it kept failing.
+#[derive(Debug, Clone)]
+pub struct DisabledEndpoint {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub failing_since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub endpoint_id: Option<String>,
+    pub event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub last_delivery_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueStats {
+    pub pending: u64,
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RetryOutcome {
+    NotFound,
+    /// Still pending: a retry would only duplicate it.
+    InProgress,
+    Scheduled(Delivery),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> Result<()>;
+
+    // Keys. Only hashes are stored.
+    async fn admin_key_hash(&self) -> Result<Option<String>>;
+    async fn set_admin_key_hash(&self, hash: String) -> Result<()>;
+    async fn create_api_key(&self, key: ApiKey, hash: String) -> Result<()>;
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>>;
+
+    // Tenants.
+    async fn create_tenant(&self, tenant: Tenant) -> Result<()>;
+    /// By id or by uid.
+    async fn get_tenant(&self, id_or_uid: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self, page: PageRequest<'_>) -> Result<Page<Tenant>>;
+    async fn update_tenant(&self, tenant: Tenant) -> Result<()>;
+    /// Removes the tenant and everything it owns.
+    async fn delete_tenant(&self, id: &str) -> Result<bool>;
+
+    // Event types (one catalogue for the installation).
+    async fn create_event_type(&self, event_type: EventType) -> Result<()>;
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(&self, page: PageRequest<'_>, include_archived: bool) -> Result<Page<EventType>>;
+    async fn update_event_type(&self, event_type: EventType) -> Result<()>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool>;
+
+    // Endpoints.
+    async fn create_endpoint(&self, endpoint: Endpoint) -> Result<()>;
+    async fn get_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Endpoint>>;
+    /// Every enabled endpoint of the tenant: the candidates of a fan-out.
+    async fn enabled_endpoints(&self, tenant_id: &str) -> Result<Vec<Endpoint>>;
+    /// Writes the user-editable fields and secrets; health counters are the store's own.
+    async fn update_endpoint(&self, endpoint: Endpoint) -> Result<bool>;
+    /// Removes the endpoint and cancels its pending deliveries.
+    async fn delete_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool>;
+
+    // Events.
+    async fn publish(&self, event: Event, deliveries: Vec<NewDelivery>) -> Result<PublishOutcome>;
+    async fn get_event(&self, tenant_id: &str, id: &str) -> Result<Option<Event>>;
+    async fn list_events(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Event>>;
+
+    // Deliveries and attempts.
+    async fn list_deliveries(&self, tenant_id: &str, filter: DeliveryFilter, page: PageRequest<'_>) -> Result<Page<Delivery>>;
+    async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
+    async fn list_attempts(&self, tenant_id: &str, delivery_id: &str) -> Result<Vec<Attempt>>;
+    /// New deliveries of an existing event (resend, test).
+    async fn add_deliveries(&self, tenant_id: &str, event_id: &str, deliveries: Vec<NewDelivery>) -> Result<Vec<Delivery>>;
+    /// Makes a finished delivery pending again, due now.
+    async fn retry_delivery(&self, tenant_id: &str, id: &str, now: DateTime<Utc>, lease: Option<Lease>) -> Result<RetryOutcome>;
+    /// Makes every failed delivery of the endpoint created since `since` pending again.
+    async fn recover_failed(&self, tenant_id: &str, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>, lease: Option<Lease>) -> Result<Vec<Delivery>>;
+
+    // The delivery engine.
+    /// Leases up to `limit` due, unleased pending deliveries to `lease.owner`.
+    async fn claim_due(&self, now: DateTime<Utc>, lease: Lease, limit: usize) -> Result<Vec<DeliveryTask>>;
+    /// The tasks of deliveries this instance already leases (after publish or retry).
+    async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>>;
+    /// Records attempts and moves their deliveries on, in one transaction; disables endpoints
+    /// that have failed without a success since before `now - auto_disable_after`.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: DateTime<Utc>, auto_disable_after: chrono::Duration) -> Result<Vec<DisabledEndpoint>>;
+    /// Gives up leases: all of `owner`'s when `ids` is `None`.
+    async fn release_leases(&self, owner: &str, ids: Option<Vec<String>>) -> Result<()>;
+    /// Drops every lease: for a single-process store at start, when no other owner can exist.
+    async fn release_all_leases(&self) -> Result<()>;
+    async fn queue_stats(&self) -> Result<QueueStats>;
+
+    // Health and statistics.
+    async fn recent_attempts(&self, tenant_id: &str, endpoint_id: &str, limit: usize) -> Result<Vec<Attempt>>;
+    async fn delivery_counts(&self, tenant_id: &str, endpoint_id: &str) -> Result<DeliveryCounts>;
+    async fn list_operational_events(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<OperationalEvent>>;
+}
