@@ -59,7 +59,10 @@ impl App {
         let workers_running = Arc::new(AtomicBool::new(false));
         let (queue, engine) = if settings.delivery_enabled {
             let policy = AttemptPolicy {
-                schedule: RetrySchedule::new(settings.retry_schedule.clone(), settings.retry_jitter),
+                schedule: RetrySchedule::new(
+                    settings.retry_schedule.clone(),
+                    settings.retry_jitter,
+                ),
                 jitter: settings.retry_jitter,
                 retry_after_max: settings.retry_after_max,
                 default_timeout: settings.default_timeout,
@@ -75,8 +78,12 @@ impl App {
                 sender: HttpSender::new(addresses.clone(), settings.concurrency.min(1024)),
                 policy,
             };
-            let (queue, handle) =
-                delivery::start(store.clone(), engine_settings, stop_engine.clone(), SHUTDOWN_GRACE);
+            let (queue, handle) = delivery::start(
+                store.clone(),
+                engine_settings,
+                stop_engine.clone(),
+                SHUTDOWN_GRACE,
+            );
             workers_running.store(true, Ordering::Relaxed);
             (queue, Some(handle))
         } else {
@@ -119,12 +126,17 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves; then stops taking requests, lets in-flight requests
     /// and attempts finish (releasing what does not), and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "hookrelay listening");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)

@@ -243,9 +243,8 @@ impl Config {
         if !(0.0..=1.0).contains(&d.retry_jitter) {
             bail!("delivery.retry_jitter must be between 0 and 1");
         }
-        let duration = |name: &str, v: &str| {
-            parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
-        };
+        let duration =
+            |name: &str, v: &str| parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}"));
         Ok(Settings {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
@@ -265,7 +264,10 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("delivery.retry_schedule: {e}"))?,
             retry_jitter: d.retry_jitter,
             retry_after_max: duration("delivery.retry_after_max", &d.retry_after_max)?,
-            auto_disable_after: duration("health.auto_disable_after", &self.health.auto_disable_after)?,
+            auto_disable_after: duration(
+                "health.auto_disable_after",
+                &self.health.auto_disable_after,
+            )?,
             failing_after_failures: self.health.failing_after_failures.max(1),
             rotation_grace: duration("secrets.rotation_grace", &self.secrets.rotation_grace)?,
         })
@@ -342,7 +344,11 @@ mod tests {
     fn environment_overrides_file_and_sections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[delivery]\nconcurrency = 8\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[delivery]\nconcurrency = 8\n",
+        )
+        .unwrap();
         let cfg = Config::load_from(
             Some(&path),
             env(&[
@@ -357,7 +363,10 @@ mod tests {
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.concurrency, 16);
         assert_eq!(s.allow_nets.len(), 2);
-        assert_eq!(s.retry_schedule, vec![Duration::from_millis(100), Duration::from_secs(1)]);
+        assert_eq!(
+            s.retry_schedule,
+            vec![Duration::from_millis(100), Duration::from_secs(1)]
+        );
     }
 
     #[test]

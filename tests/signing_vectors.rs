@@ -6,7 +6,10 @@ use hookrelay::signing;
 
 #[test]
 fn signs_every_published_standard_webhooks_vector() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/standard-webhooks.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/standard-webhooks.json"
+    );
     let text = std::fs::read_to_string(path).expect("shared vectors beside the repository");
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vectors = doc["symmetric"].as_array().unwrap();
@@ -22,7 +25,12 @@ fn signs_every_published_standard_webhooks_vector() {
         let ts = v["timestamp"].as_i64().unwrap();
         let payload = v["payload"].as_str().unwrap();
         let expected = v["expected"].as_str().unwrap();
-        assert_eq!(signing::sign(&secret, id, ts, payload.as_bytes()), expected, "{}", v["source"]);
+        assert_eq!(
+            signing::sign(&secret, id, ts, payload.as_bytes()),
+            expected,
+            "{}",
+            v["source"]
+        );
         signing::verify(&secret, expected, id, ts, payload.as_bytes(), ts, 300).unwrap();
     }
 }

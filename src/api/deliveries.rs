@@ -17,9 +17,18 @@ use crate::store::DeliveryFilter;
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/tenants/{tenant}/deliveries", get(list_deliveries))
-        .route("/api/v1/tenants/{tenant}/deliveries/{delivery}", get(get_delivery))
-        .route("/api/v1/tenants/{tenant}/deliveries/{delivery}/retry", post(retry_delivery))
-        .route("/api/v1/tenants/{tenant}/operational-events", get(list_operational_events))
+        .route(
+            "/api/v1/tenants/{tenant}/deliveries/{delivery}",
+            get(get_delivery),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/deliveries/{delivery}/retry",
+            post(retry_delivery),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/operational-events",
+            get(list_operational_events),
+        )
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

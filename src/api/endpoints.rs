@@ -25,10 +25,15 @@ pub fn router() -> axum::Router<AppState> {
         .route(base, post(create_endpoint).get(list_endpoints))
         .route(
             &format!("{base}/{{endpoint}}"),
-            get(get_endpoint).patch(update_endpoint).delete(delete_endpoint),
+            get(get_endpoint)
+                .patch(update_endpoint)
+                .delete(delete_endpoint),
         )
         .route(&format!("{base}/{{endpoint}}/secret"), get(get_secret))
-        .route(&format!("{base}/{{endpoint}}/secret/rotate"), post(rotate_secret))
+        .route(
+            &format!("{base}/{{endpoint}}/secret/rotate"),
+            post(rotate_secret),
+        )
         .route(&format!("{base}/{{endpoint}}/test"), post(send_test))
         .route(&format!("{base}/{{endpoint}}/stats"), get(endpoint_stats))
         .route(&format!("{base}/{{endpoint}}/health"), get(endpoint_health))
@@ -98,9 +103,17 @@ pub struct EndpointOut {
 
 fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["auth", "key", "token", "secret", "cookie", "password", "signature"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "cookie",
+        "password",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 impl From<Endpoint> for EndpointOut {
@@ -110,7 +123,11 @@ impl From<Endpoint> for EndpointOut {
                 .headers
                 .into_iter()
                 .map(|(k, v)| {
-                    let v = if looks_secret(&k) { "<redacted>".to_string() } else { v };
+                    let v = if looks_secret(&k) {
+                        "<redacted>".to_string()
+                    } else {
+                        v
+                    };
                     (k, v)
                 })
                 .collect(),
@@ -207,7 +224,10 @@ pub async fn list_endpoints(
     Path(tenant): Path<String>,
     QueryParams(params): QueryParams<PageParams>,
 ) -> ApiResult<Json<ListResponse<EndpointOut>>> {
-    let page = state.service.list_endpoints(&who, &tenant, params.page()?).await?;
+    let page = state
+        .service
+        .list_endpoints(&who, &tenant, params.page()?)
+        .await?;
     Ok(Json(page.map(EndpointOut::from).into()))
 }
 
@@ -218,7 +238,9 @@ pub async fn get_endpoint(
     Caller(who): Caller,
     Path((tenant, id)): EndpointPath,
 ) -> ApiResult<Json<EndpointOut>> {
-    Ok(Json(state.service.get_endpoint(&who, &tenant, &id).await?.into()))
+    Ok(Json(
+        state.service.get_endpoint(&who, &tenant, &id).await?.into(),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}", tag = "endpoints", request_body = EndpointPatch,
@@ -241,7 +263,10 @@ pub async fn update_endpoint(
         metadata: b.metadata,
         retry_schedule: b.retry_schedule,
     };
-    let ep = state.service.update_endpoint(&who, &tenant, &id, changes).await?;
+    let ep = state
+        .service
+        .update_endpoint(&who, &tenant, &id, changes)
+        .await?;
     Ok(Json(ep.into()))
 }
 
@@ -297,8 +322,14 @@ pub async fn send_test(
     Path((tenant, id)): EndpointPath,
     OptionalJson(b): OptionalJson<TestIn>,
 ) -> ApiResult<(StatusCode, Json<EventOut>)> {
-    let published = state.service.send_test(&who, &tenant, &id, b.event_type).await?;
-    Ok((StatusCode::ACCEPTED, Json(EventOut::from_published(published))))
+    let published = state
+        .service
+        .send_test(&who, &tenant, &id, b.event_type)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventOut::from_published(published)),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}/stats", tag = "endpoints",
@@ -308,7 +339,9 @@ pub async fn endpoint_stats(
     Caller(who): Caller,
     Path((tenant, id)): EndpointPath,
 ) -> ApiResult<Json<EndpointStats>> {
-    Ok(Json(state.service.endpoint_stats(&who, &tenant, &id).await?))
+    Ok(Json(
+        state.service.endpoint_stats(&who, &tenant, &id).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}/health", tag = "endpoints",
@@ -318,7 +351,9 @@ pub async fn endpoint_health(
     Caller(who): Caller,
     Path((tenant, id)): EndpointPath,
 ) -> ApiResult<Json<EndpointHealth>> {
-    Ok(Json(state.service.endpoint_health(&who, &tenant, &id).await?))
+    Ok(Json(
+        state.service.endpoint_health(&who, &tenant, &id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}/recover", tag = "endpoints",

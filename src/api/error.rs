@@ -45,7 +45,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 }
 
@@ -70,7 +74,9 @@ impl From<ServiceError> for ApiError {
             ),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Invalid(i) => i.into(),
-            ServiceError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ServiceError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
             ServiceError::Store(StoreError::Unavailable(why)) => {
                 tracing::error!(error = %why, "store unavailable");
                 ApiError::new(

@@ -14,10 +14,15 @@ use crate::domain::EventType;
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/api/v1/event-types", get(list_event_types).post(create_event_type))
+        .route(
+            "/api/v1/event-types",
+            get(list_event_types).post(create_event_type),
+        )
         .route(
             "/api/v1/event-types/{name}",
-            get(get_event_type).patch(update_event_type).delete(delete_event_type),
+            get(get_event_type)
+                .patch(update_event_type)
+                .delete(delete_event_type),
         )
 }
 
@@ -117,7 +122,14 @@ pub async fn update_event_type(
 ) -> ApiResult<Json<EventType>> {
     let et = state
         .service
-        .update_event_type(&who, &name, body.description, body.schema, body.sample, body.archived)
+        .update_event_type(
+            &who,
+            &name,
+            body.description,
+            body.schema,
+            body.sample,
+            body.archived,
+        )
         .await?;
     Ok(Json(et))
 }
@@ -131,6 +143,9 @@ pub async fn delete_event_type(
     Path(name): Path<String>,
     QueryParams(params): QueryParams<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    state.service.delete_event_type(&who, &name, params.expunge).await?;
+    state
+        .service
+        .delete_event_type(&who, &name, params.expunge)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,9 +20,15 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/api/v1/tenants/{tenant}/events", post(publish).get(list_events))
+        .route(
+            "/api/v1/tenants/{tenant}/events",
+            post(publish).get(list_events),
+        )
         .route("/api/v1/tenants/{tenant}/events/{event}", get(get_event))
-        .route("/api/v1/tenants/{tenant}/events/{event}/resend", post(resend))
+        .route(
+            "/api/v1/tenants/{tenant}/events/{event}/resend",
+            post(resend),
+        )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,9 +63,8 @@ pub struct EventOut {
 impl From<Event> for EventOut {
     fn from(e: Event) -> Self {
         EventOut {
-            payload: RawValue::from_string(e.payload).unwrap_or_else(|_| {
-                RawValue::from_string("null".into()).expect("literal JSON")
-            }),
+            payload: RawValue::from_string(e.payload)
+                .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("literal JSON")),
             id: e.id,
             tenant_id: e.tenant_id,
             event_type: e.event_type,
@@ -104,7 +109,12 @@ pub async fn publish(
         None => None,
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII"))?
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be ASCII",
+                    )
+                })?
                 .to_string(),
         ),
     };
@@ -137,7 +147,10 @@ pub async fn list_events(
     Path(tenant): Path<String>,
     QueryParams(params): QueryParams<PageParams>,
 ) -> ApiResult<Json<ListResponse<EventOut>>> {
-    let page = state.service.list_events(&who, &tenant, params.page()?).await?;
+    let page = state
+        .service
+        .list_events(&who, &tenant, params.page()?)
+        .await?;
     Ok(Json(page.map(EventOut::from).into()))
 }
 
@@ -148,7 +161,9 @@ pub async fn get_event(
     Caller(who): Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> ApiResult<Json<EventOut>> {
-    Ok(Json(state.service.get_event(&who, &tenant, &id).await?.into()))
+    Ok(Json(
+        state.service.get_event(&who, &tenant, &id).await?.into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/events/{event}/resend", tag = "events", request_body = ResendIn,
@@ -159,6 +174,9 @@ pub async fn resend(
     Path((tenant, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<ResendIn>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let d = state.service.resend(&who, &tenant, &id, &body.endpoint).await?;
+    let d = state
+        .service
+        .resend(&who, &tenant, &id, &body.endpoint)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(d)))
 }

@@ -29,7 +29,10 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         Ok(Caller(state.service.authenticate(bearer).await?))
     }
@@ -90,7 +93,10 @@ async fn read_json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Byte
                 "the request body is larger than this server accepts (max_body_bytes)",
             )
         } else {
-            ApiError::bad_request("invalid_body", format!("could not read the body: {rejection}"))
+            ApiError::bad_request(
+                "invalid_body",
+                format!("could not read the body: {rejection}"),
+            )
         }
     })
 }

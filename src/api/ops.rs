@@ -49,7 +49,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Status>) 
         store: Some(if store_ok { "ok" } else { "unreachable" }),
         workers: Some(if workers_ok { "running" } else { "stopped" }),
     };
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(status))
 }
 

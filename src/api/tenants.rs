@@ -59,7 +59,10 @@ pub async fn create_tenant(
     Caller(who): Caller,
     JsonBody(body): JsonBody<TenantIn>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
-    let tenant = state.service.create_tenant(&who, &body.uid, &body.name).await?;
+    let tenant = state
+        .service
+        .create_tenant(&who, &body.uid, &body.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -122,7 +125,10 @@ pub async fn create_api_key(
     Path(tenant): Path<String>,
     super::extract::OptionalJson(body): super::extract::OptionalJson<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyOut>)> {
-    let created = state.service.create_api_key(&who, &tenant, body.name).await?;
+    let created = state
+        .service
+        .create_api_key(&who, &tenant, body.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyOut {

@@ -80,7 +80,10 @@ impl HttpSender {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let guarded = GuardedConnector { inner: http, policy };
+        let guarded = GuardedConnector {
+            inner: http,
+            policy,
+        };
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .expect("ring supports the default TLS versions")
@@ -119,7 +122,12 @@ impl HttpSender {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = read_prefix(resp.into_body(), out.max_response_body).await;
         Ok(Answer {

@@ -85,7 +85,11 @@ impl DeliveryQueue {
         if !overflow.is_empty() {
             let inner = inner.clone();
             tokio::spawn(async move {
-                if let Err(e) = inner.store.release_leases(&inner.owner, Some(overflow)).await {
+                if let Err(e) = inner
+                    .store
+                    .release_leases(&inner.owner, Some(overflow))
+                    .await
+                {
                     // The leases expire on their own; the deliveries are only late.
                     tracing::warn!(error = %e, "could not release overflowed deliveries");
                 }
@@ -172,9 +176,12 @@ impl Engine {
         poller.abort();
 
         // In-flight attempts finish (or the grace runs out); then the recorder drains.
-        let drained = tokio::time::timeout(grace, self.permits.acquire_many(self.concurrency as u32)).await;
+        let drained =
+            tokio::time::timeout(grace, self.permits.acquire_many(self.concurrency as u32)).await;
         if drained.is_err() {
-            tracing::warn!("shutdown grace over with attempts still in flight; their leases are released");
+            tracing::warn!(
+                "shutdown grace over with attempts still in flight; their leases are released"
+            );
         }
         stop_timers.cancel();
         let _ = tokio::time::timeout(grace, recorder).await;
@@ -221,7 +228,8 @@ impl Engine {
                     }
                 };
                 if let Some(rate) = endpoint.as_ref().and_then(|e| e.rate_limit_per_s) {
-                    let wait = limiter.reserve(&task.endpoint_id, rate, tokio::time::Instant::now());
+                    let wait =
+                        limiter.reserve(&task.endpoint_id, rate, tokio::time::Instant::now());
                     if !wait.is_zero() {
                         // Wait without holding a worker slot.
                         drop(permit);
@@ -238,7 +246,12 @@ impl Engine {
 }
 
 /// Puts `task` back on the queue after `wait`, unless the engine stops first.
-fn schedule(tx: mpsc::Sender<DeliveryTask>, task: DeliveryTask, wait: Duration, stop: CancellationToken) {
+fn schedule(
+    tx: mpsc::Sender<DeliveryTask>,
+    task: DeliveryTask,
+    wait: Duration,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.cancelled() => {}
@@ -259,7 +272,10 @@ async fn record(
         let records: Vec<AttemptRecord> = batch.iter().map(|o| o.record.clone()).collect();
         let mut backoff = Duration::from_millis(50);
         let disabled = loop {
-            match store.record_attempts(records.clone(), Utc::now(), auto_disable_after).await {
+            match store
+                .record_attempts(records.clone(), Utc::now(), auto_disable_after)
+                .await
+            {
                 Ok(d) => break d,
                 Err(e) => {
                     // Outcomes are kept until the store takes them: losing them would only
@@ -282,13 +298,15 @@ async fn record(
         for Outcome { mut task, record } in batch.drain(..) {
             match record.next {
                 NextStep::Succeeded => {
-                    metrics::counter!("webhook_deliveries_total", "status" => "succeeded").increment(1)
+                    metrics::counter!("webhook_deliveries_total", "status" => "succeeded")
+                        .increment(1)
                 }
                 NextStep::Failed => {
                     metrics::counter!("webhook_deliveries_total", "status" => "failed").increment(1)
                 }
                 NextStep::Cancelled => {
-                    metrics::counter!("webhook_deliveries_total", "status" => "cancelled").increment(1)
+                    metrics::counter!("webhook_deliveries_total", "status" => "cancelled")
+                        .increment(1)
                 }
                 NextStep::Retry { at, lease } => {
                     metrics::counter!("webhook_retries_total").increment(1);

@@ -108,14 +108,25 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
         ] {
-            assert!(!AddressPolicy::default().allows(ip(s)), "{s} should be refused");
+            assert!(
+                !AddressPolicy::default().allows(ip(s)),
+                "{s} should be refused"
+            );
         }
     }
 
     #[test]
     fn allows_public_addresses() {
-        for s in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"] {
-            assert!(AddressPolicy::default().allows(ip(s)), "{s} should be allowed");
+        for s in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            assert!(
+                AddressPolicy::default().allows(ip(s)),
+                "{s} should be allowed"
+            );
         }
     }
 

@@ -65,11 +65,25 @@ pub async fn deliver_once(
     let started_at = Utc::now();
     let number = task.attempts_made + 1;
     let Some(endpoint) = endpoint else {
-        return unavailable(task, number, started_at, "", NextStep::Cancelled, "endpoint deleted");
+        return unavailable(
+            task,
+            number,
+            started_at,
+            "",
+            NextStep::Cancelled,
+            "endpoint deleted",
+        );
     };
     if endpoint.disabled {
         // Dead-lettered, not dropped: `recover` brings these back once it is enabled.
-        return unavailable(task, number, started_at, &endpoint.url, NextStep::Failed, "endpoint disabled");
+        return unavailable(
+            task,
+            number,
+            started_at,
+            &endpoint.url,
+            NextStep::Failed,
+            "endpoint disabled",
+        );
     }
 
     let timestamp = started_at.timestamp();
@@ -81,7 +95,10 @@ pub async fn deliver_once(
     );
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/json".into()),
-        ("user-agent".into(), concat!("hookrelay/", env!("CARGO_PKG_VERSION")).into()),
+        (
+            "user-agent".into(),
+            concat!("hookrelay/", env!("CARGO_PKG_VERSION")).into(),
+        ),
         (signing::HEADER_ID.into(), task.event_id.clone()),
         (signing::HEADER_TIMESTAMP.into(), timestamp.to_string()),
         (signing::HEADER_SIGNATURE.into(), signature),
@@ -99,7 +116,9 @@ pub async fn deliver_once(
         .unwrap_or(policy.default_timeout);
     let clock = std::time::Instant::now();
     let result = if policy.https_only && !endpoint.url.starts_with("https://") {
-        Err(SendError::Blocked("https is required for deliveries".into()))
+        Err(SendError::Blocked(
+            "https is required for deliveries".into(),
+        ))
     } else {
         sender
             .send(Outgoing {
@@ -165,7 +184,13 @@ pub async fn deliver_once(
     let next = if attempt.succeeded {
         NextStep::Succeeded
     } else {
-        next_after_failure(policy, &policy.schedule_for(endpoint), number, retry_after, Utc::now())
+        next_after_failure(
+            policy,
+            &policy.schedule_for(endpoint),
+            number,
+            retry_after,
+            Utc::now(),
+        )
     };
     AttemptRecord {
         tenant_id: task.tenant_id.clone(),
@@ -182,8 +207,12 @@ fn next_after_failure(
     retry_after: Option<Duration>,
     now: DateTime<Utc>,
 ) -> NextStep {
-    let Some(delay) = schedule.next_delay(attempts_made, retry_after, policy.retry_after_max, rand::random())
-    else {
+    let Some(delay) = schedule.next_delay(
+        attempts_made,
+        retry_after,
+        policy.retry_after_max,
+        rand::random(),
+    ) else {
         return NextStep::Failed;
     };
     let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

@@ -73,19 +73,20 @@ pub fn assess(endpoint: &Endpoint, recent: &RecentAttempts, failing_after: u32) 
             ),
         }
     }
-    if status != HealthStatus::Healthy && recent.failed > 0 {
-        if let Some(advice) = advice_for(recent) {
-            recommendations.push(advice);
-        }
+    if status != HealthStatus::Healthy
+        && recent.failed > 0
+        && let Some(advice) = advice_for(recent)
+    {
+        recommendations.push(advice);
     }
-    if status == HealthStatus::Failing {
-        if let Some(since) = h.failing_since {
-            recommendations.push(format!(
-                "Every attempt has failed since {}: deliveries are retried on the schedule and \
-                 the endpoint will be disabled if it keeps failing.",
-                since.to_rfc3339()
-            ));
-        }
+    if status == HealthStatus::Failing
+        && let Some(since) = h.failing_since
+    {
+        recommendations.push(format!(
+            "Every attempt has failed since {}: deliveries are retried on the schedule and \
+             the endpoint will be disabled if it keeps failing.",
+            since.to_rfc3339()
+        ));
     }
     EndpointHealth {
         status,
@@ -120,7 +121,9 @@ fn advice_for(recent: &RecentAttempts) -> Option<String> {
                     allow-list the network (HOOKRELAY_ALLOW_NETS)."
             .into(),
         EndpointUnavailable => return None,
-        Other => "Attempts fail before an answer arrives: see the attempt log for the error.".into(),
+        Other => {
+            "Attempts fail before an answer arrives: see the attempt log for the error.".into()
+        }
         HttpStatus => match recent.last_status.unwrap_or(0) {
             300..=399 => "The receiver answers with a redirect, which is not followed: set the \
                           endpoint URL to the final location."
@@ -129,8 +132,9 @@ fn advice_for(recent: &RecentAttempts) -> Option<String> {
                           verifies signatures with the endpoint's current secret (was it \
                           rotated?) and accepts the webhook-* headers."
                 .into(),
-            404 | 405 | 410 => "The receiver answers that the URL does not exist: check the path."
-                .into(),
+            404 | 405 | 410 => {
+                "The receiver answers that the URL does not exist: check the path.".into()
+            }
             413 => "The receiver refuses the payload size: raise its body limit.".into(),
             429 => "The receiver is rate limiting: set rate_limit_per_s on the endpoint below \
                     what it accepts."
@@ -188,7 +192,11 @@ mod tests {
         };
         let h = assess(&ep, &recent, 5);
         assert_eq!(h.status, HealthStatus::Failing);
-        assert!(h.recommendations[0].contains("secret"), "{:?}", h.recommendations);
+        assert!(
+            h.recommendations[0].contains("secret"),
+            "{:?}",
+            h.recommendations
+        );
     }
 
     #[test]
@@ -209,6 +217,9 @@ mod tests {
     fn disabled_wins() {
         let mut ep = endpoint();
         ep.disabled = true;
-        assert_eq!(assess(&ep, &RecentAttempts::default(), 5).status, HealthStatus::Disabled);
+        assert_eq!(
+            assess(&ep, &RecentAttempts::default(), 5).status,
+            HealthStatus::Disabled
+        );
     }
 }

@@ -10,8 +10,7 @@ pub fn parse_event_type_name(s: &str) -> Result<String, Invalid> {
         && !s.starts_with('.')
         && !s.ends_with('.')
         && !s.contains("..")
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(s.to_string())
@@ -32,7 +31,8 @@ pub fn parse_tenant_uid(s: &str) -> Result<String, Invalid> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && !s.starts_with("tn_")
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
     if ok {
         Ok(s.to_string())
     } else {

@@ -41,7 +41,9 @@ impl RetrySchedule {
         let base = *self.delays.get(attempts_made.checked_sub(1)? as usize)?;
         let spread = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
         let jittered = base.mul_f64(spread.max(0.0));
-        let floor = retry_after.map(|r| r.min(retry_after_max)).unwrap_or_default();
+        let floor = retry_after
+            .map(|r| r.min(retry_after_max))
+            .unwrap_or_default();
         Some(jittered.max(floor))
     }
 }
@@ -62,7 +64,10 @@ mod tests {
     use super::*;
 
     fn schedule(jitter: f64) -> RetrySchedule {
-        RetrySchedule::new(vec![Duration::from_secs(5), Duration::from_secs(300)], jitter)
+        RetrySchedule::new(
+            vec![Duration::from_secs(5), Duration::from_secs(300)],
+            jitter,
+        )
     }
 
     #[test]
@@ -70,8 +75,14 @@ mod tests {
         let s = schedule(0.0);
         let max = Duration::from_secs(3600);
         assert_eq!(s.max_attempts(), 3);
-        assert_eq!(s.next_delay(1, None, max, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(s.next_delay(2, None, max, 0.5), Some(Duration::from_secs(300)));
+        assert_eq!(
+            s.next_delay(1, None, max, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            s.next_delay(2, None, max, 0.5),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(s.next_delay(3, None, max, 0.5), None);
         assert_eq!(s.next_delay(0, None, max, 0.5), None);
     }
@@ -80,15 +91,24 @@ mod tests {
     fn jitter_stays_within_its_spread() {
         let s = schedule(0.2);
         let max = Duration::from_secs(3600);
-        assert_eq!(s.next_delay(1, None, max, 0.0), Some(Duration::from_secs(4)));
-        assert_eq!(s.next_delay(1, None, max, 1.0), Some(Duration::from_secs(6)));
+        assert_eq!(
+            s.next_delay(1, None, max, 0.0),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            s.next_delay(1, None, max, 1.0),
+            Some(Duration::from_secs(6))
+        );
     }
 
     #[test]
     fn retry_after_is_a_floor_with_a_bound() {
         let s = schedule(0.0);
         let max = Duration::from_secs(60);
-        let d = |r| s.next_delay(1, Some(Duration::from_secs(r)), max, 0.5).unwrap();
+        let d = |r| {
+            s.next_delay(1, Some(Duration::from_secs(r)), max, 0.5)
+                .unwrap()
+        };
         assert_eq!(d(30), Duration::from_secs(30));
         assert_eq!(d(1), Duration::from_secs(5));
         assert_eq!(d(86_400), Duration::from_secs(60));
@@ -99,7 +119,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
             .unwrap()
             .to_utc();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))

@@ -136,6 +136,9 @@ mod tests {
         let second = EndpointSecret::generate();
         set.rotate(second.clone(), now, chrono::Duration::seconds(60));
         assert_eq!(set.signing(now), vec![&second, &first]);
-        assert_eq!(set.signing(now + chrono::Duration::seconds(61)), vec![&second]);
+        assert_eq!(
+            set.signing(now + chrono::Duration::seconds(61)),
+            vec![&second]
+        );
     }
 }

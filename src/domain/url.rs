@@ -62,7 +62,9 @@ mod tests {
         assert!(EndpointUrl::parse("https://example.com/hook?x=1", true).is_ok());
         assert!(EndpointUrl::parse("http://127.0.0.1:9000/", false).is_ok());
         assert_eq!(
-            EndpointUrl::parse("http://example.com/", true).unwrap_err().code,
+            EndpointUrl::parse("http://example.com/", true)
+                .unwrap_err()
+                .code,
             "https_required"
         );
         for bad in [
@@ -71,7 +73,11 @@ mod tests {
             "https://user:pw@example.com/",
             "https://example.com/#frag",
         ] {
-            assert_eq!(EndpointUrl::parse(bad, false).unwrap_err().code, "invalid_url", "{bad}");
+            assert_eq!(
+                EndpointUrl::parse(bad, false).unwrap_err().code,
+                "invalid_url",
+                "{bad}"
+            );
         }
     }
 
@@ -79,6 +85,11 @@ mod tests {
     fn exposes_ip_literals() {
         let u = EndpointUrl::parse("http://[::1]:8080/", false).unwrap();
         assert_eq!(u.ip_literal(), Some("::1".parse().unwrap()));
-        assert_eq!(EndpointUrl::parse("http://example.com/", false).unwrap().ip_literal(), None);
+        assert_eq!(
+            EndpointUrl::parse("http://example.com/", false)
+                .unwrap()
+                .ip_literal(),
+            None
+        );
     }
 }

@@ -27,7 +27,9 @@ pub fn hash_key(key: &str) -> String {
 
 impl Service {
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
-        let key = bearer.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(ServiceError::Unauthorized)?;
+        let key = bearer
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or(ServiceError::Unauthorized)?;
         let hash = hash_key(key);
         if bool::from(hash.as_bytes().ct_eq(self.admin_key_hash.as_bytes())) {
             return Ok(Principal::Admin);

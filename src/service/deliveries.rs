@@ -70,7 +70,12 @@ impl Service {
         Ok(self.store.list_deliveries(&tenant.id, filter, page).await?)
     }
 
-    pub async fn get_delivery(&self, who: &Principal, tenant_ref: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {
+    pub async fn get_delivery(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        id: &str,
+    ) -> Result<(Delivery, Vec<Attempt>)> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         let delivery = self
             .store
@@ -82,14 +87,24 @@ impl Service {
     }
 
     /// Makes a finished delivery (failed, succeeded or cancelled) pending again, due now.
-    pub async fn retry_delivery(&self, who: &Principal, tenant_ref: &str, id: &str) -> Result<Delivery> {
+    pub async fn retry_delivery(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        id: &str,
+    ) -> Result<Delivery> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         let now = Utc::now();
-        match self.store.retry_delivery(&tenant.id, id, now, self.queue.lease(now)).await? {
+        match self
+            .store
+            .retry_delivery(&tenant.id, id, now, self.queue.lease(now))
+            .await?
+        {
             RetryOutcome::NotFound => Err(ServiceError::NotFound("delivery")),
             RetryOutcome::InProgress => Err(ServiceError::Conflict {
                 code: "delivery_pending",
-                message: "the delivery is still pending: it will be attempted on its schedule".into(),
+                message: "the delivery is still pending: it will be attempted on its schedule"
+                    .into(),
             }),
             RetryOutcome::Scheduled(d) => {
                 self.dispatch_existing(vec![d.id.clone()]).await;
@@ -99,21 +114,35 @@ impl Service {
     }
 
     /// Retries every failed delivery of the endpoint created since `since`.
-    pub async fn recover(&self, who: &Principal, tenant_ref: &str, endpoint_id: &str, since: DateTime<Utc>) -> Result<usize> {
+    pub async fn recover(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize> {
         let endpoint = self.get_endpoint(who, tenant_ref, endpoint_id).await?;
         if endpoint.disabled {
             return Err(ServiceError::Conflict {
                 code: "endpoint_disabled",
-                message: "the endpoint is disabled: enable it before recovering its deliveries".into(),
+                message: "the endpoint is disabled: enable it before recovering its deliveries"
+                    .into(),
             });
         }
         let now = Utc::now();
         let recovered = self
             .store
-            .recover_failed(&endpoint.tenant_id, &endpoint.id, since, now, self.queue.lease(now))
+            .recover_failed(
+                &endpoint.tenant_id,
+                &endpoint.id,
+                since,
+                now,
+                self.queue.lease(now),
+            )
             .await?;
         let n = recovered.len();
-        self.dispatch_existing(recovered.into_iter().map(|d| d.id).collect()).await;
+        self.dispatch_existing(recovered.into_iter().map(|d| d.id).collect())
+            .await;
         Ok(n)
     }
 
@@ -128,9 +157,17 @@ impl Service {
         }
     }
 
-    pub async fn endpoint_stats(&self, who: &Principal, tenant_ref: &str, endpoint_id: &str) -> Result<EndpointStats> {
+    pub async fn endpoint_stats(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        endpoint_id: &str,
+    ) -> Result<EndpointStats> {
         let endpoint = self.get_endpoint(who, tenant_ref, endpoint_id).await?;
-        let counts = self.store.delivery_counts(&endpoint.tenant_id, &endpoint.id).await?;
+        let counts = self
+            .store
+            .delivery_counts(&endpoint.tenant_id, &endpoint.id)
+            .await?;
         let recent = self
             .store
             .recent_attempts(&endpoint.tenant_id, &endpoint.id, RECENT_FOR_STATS)
@@ -156,7 +193,12 @@ impl Service {
         })
     }
 
-    pub async fn endpoint_health(&self, who: &Principal, tenant_ref: &str, endpoint_id: &str) -> Result<EndpointHealth> {
+    pub async fn endpoint_health(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        endpoint_id: &str,
+    ) -> Result<EndpointHealth> {
         let endpoint = self.get_endpoint(who, tenant_ref, endpoint_id).await?;
         let attempts = self
             .store
@@ -176,10 +218,19 @@ impl Service {
                 .timeout_ms
                 .unwrap_or(self.policy.default_timeout.as_millis() as u64),
         };
-        Ok(assess(&endpoint, &recent, self.policy.failing_after_failures))
+        Ok(assess(
+            &endpoint,
+            &recent,
+            self.policy.failing_after_failures,
+        ))
     }
 
-    pub async fn list_operational_events(&self, who: &Principal, tenant_ref: &str, page: PageRequest<'_>) -> Result<Page<OperationalEvent>> {
+    pub async fn list_operational_events(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<OperationalEvent>> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         Ok(self.store.list_operational_events(&tenant.id, page).await?)
     }

@@ -87,10 +87,16 @@ fn check_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, S
     }
     for (name, value) in &headers {
         if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(Invalid::new("invalid_header", format!("`{name}` is not a valid header name")));
+            return Err(Invalid::new(
+                "invalid_header",
+                format!("`{name}` is not a valid header name"),
+            ));
         }
         if hyper::header::HeaderValue::from_str(value).is_err() {
-            return Err(Invalid::new("invalid_header", format!("the value of `{name}` is not a valid header value")));
+            return Err(Invalid::new(
+                "invalid_header",
+                format!("the value of `{name}` is not a valid header value"),
+            ));
         }
         if is_reserved_header(name) {
             return Err(Invalid::new(
@@ -109,14 +115,20 @@ fn check_retry_schedule(s: Option<Vec<String>>) -> Result<Option<Vec<String>>, I
     }
     let parsed = parse_duration_list(&s).map_err(|e| Invalid::new("invalid_retry_schedule", e))?;
     if parsed.iter().any(|d| d.as_secs() > 7 * 86_400) {
-        return Err(Invalid::new("invalid_retry_schedule", "each retry delay must be at most 7d"));
+        return Err(Invalid::new(
+            "invalid_retry_schedule",
+            "each retry delay must be at most 7d",
+        ));
     }
     Ok(Some(s))
 }
 
 fn check_text(field: &'static str, s: String, max: usize) -> Result<String, Invalid> {
     if s.len() > max {
-        return Err(Invalid::new("invalid_description", format!("{field} must be at most {max} characters")));
+        return Err(Invalid::new(
+            "invalid_description",
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     Ok(s)
 }
@@ -129,7 +141,9 @@ impl Service {
         {
             return Err(Invalid::new(
                 "url_blocked",
-                format!("{ip} is a private, loopback or otherwise special address; deliveries may not reach it"),
+                format!(
+                    "{ip} is a private, loopback or otherwise special address; deliveries may not reach it"
+                ),
             ));
         }
         Ok(url.as_str().to_string())
@@ -153,7 +167,12 @@ impl Service {
         Ok(event_types.to_vec())
     }
 
-    pub async fn create_endpoint(&self, who: &Principal, tenant_ref: &str, new: NewEndpoint) -> Result<Endpoint> {
+    pub async fn create_endpoint(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        new: NewEndpoint,
+    ) -> Result<Endpoint> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         let secret = match new.secret {
             Some(s) => EndpointSecret::parse(&s)?,
@@ -182,7 +201,12 @@ impl Service {
         Ok(endpoint)
     }
 
-    pub async fn get_endpoint(&self, who: &Principal, tenant_ref: &str, id: &str) -> Result<Endpoint> {
+    pub async fn get_endpoint(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        id: &str,
+    ) -> Result<Endpoint> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         self.store
             .get_endpoint(&tenant.id, id)
@@ -190,7 +214,12 @@ impl Service {
             .ok_or(ServiceError::NotFound("endpoint"))
     }
 
-    pub async fn list_endpoints(&self, who: &Principal, tenant_ref: &str, page: PageRequest<'_>) -> Result<Page<Endpoint>> {
+    pub async fn list_endpoints(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Endpoint>> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         Ok(self.store.list_endpoints(&tenant.id, page).await?)
     }
@@ -270,7 +299,11 @@ impl Service {
         };
         let grace = match grace_s {
             Some(s) if s > 7 * 86_400 => {
-                return Err(Invalid::new("invalid_grace", "grace_s must be at most 604800 (7 days)").into());
+                return Err(Invalid::new(
+                    "invalid_grace",
+                    "grace_s must be at most 604800 (7 days)",
+                )
+                .into());
             }
             Some(s) => chrono::Duration::seconds(s as i64),
             None => chrono::Duration::from_std(self.policy.rotation_grace).unwrap_or_default(),

@@ -9,20 +9,29 @@ use crate::domain::{EventType, Invalid, Page, PageRequest, Principal};
 fn check_schema(schema: &Option<serde_json::Value>) -> Result<(), Invalid> {
     match schema {
         None | Some(serde_json::Value::Object(_)) => Ok(()),
-        Some(_) => Err(Invalid::new("invalid_schema", "schema must be a JSON Schema object")),
+        Some(_) => Err(Invalid::new(
+            "invalid_schema",
+            "schema must be a JSON Schema object",
+        )),
     }
 }
 
 fn check_sample(sample: &Option<serde_json::Value>) -> Result<(), Invalid> {
     match sample {
         None | Some(serde_json::Value::Object(_)) => Ok(()),
-        Some(_) => Err(Invalid::new("invalid_sample", "sample must be a JSON object, like a payload")),
+        Some(_) => Err(Invalid::new(
+            "invalid_sample",
+            "sample must be a JSON object, like a payload",
+        )),
     }
 }
 
 fn check_description(d: &str) -> Result<(), Invalid> {
     if d.len() > 4096 {
-        return Err(Invalid::new("invalid_description", "description must be at most 4096 characters"));
+        return Err(Invalid::new(
+            "invalid_description",
+            "description must be at most 4096 characters",
+        ));
     }
     Ok(())
 }
@@ -61,7 +70,11 @@ impl Service {
             .ok_or(ServiceError::NotFound("event type"))
     }
 
-    pub async fn list_event_types(&self, page: PageRequest<'_>, include_archived: bool) -> Result<Page<EventType>> {
+    pub async fn list_event_types(
+        &self,
+        page: PageRequest<'_>,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
         Ok(self.store.list_event_types(page, include_archived).await?)
     }
 
@@ -99,7 +112,12 @@ impl Service {
 
     /// Archives the type (it can no longer be published, history stays readable); with
     /// `expunge` removes it from the catalogue altogether.
-    pub async fn delete_event_type(&self, who: &Principal, name: &str, expunge: bool) -> Result<()> {
+    pub async fn delete_event_type(
+        &self,
+        who: &Principal,
+        name: &str,
+        expunge: bool,
+    ) -> Result<()> {
         Self::require_admin(who)?;
         if expunge {
             if !self.store.delete_event_type(name).await? {
@@ -107,7 +125,8 @@ impl Service {
             }
             return Ok(());
         }
-        self.update_event_type(who, name, None, None, None, Some(true)).await?;
+        self.update_event_type(who, name, None, None, None, Some(true))
+            .await?;
         Ok(())
     }
 }

@@ -28,17 +28,22 @@ pub struct Published {
 
 fn check_payload(payload: &str) -> Result<(), Invalid> {
     if !payload.trim_start().starts_with('{') {
-        return Err(Invalid::new("invalid_payload", "payload must be a JSON object"));
+        return Err(Invalid::new(
+            "invalid_payload",
+            "payload must be a JSON object",
+        ));
     }
     Ok(())
 }
 
 fn check_idempotency_key(key: &Option<String>) -> Result<(), Invalid> {
     match key {
-        Some(k) if k.is_empty() || k.len() > 255 || k.chars().any(|c| c.is_control()) => Err(Invalid::new(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 printable characters",
-        )),
+        Some(k) if k.is_empty() || k.len() > 255 || k.chars().any(|c| c.is_control()) => {
+            Err(Invalid::new(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 printable characters",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -66,7 +71,12 @@ pub fn matching_endpoints<'a>(candidates: &'a [Endpoint], event: &Event) -> Vec<
 }
 
 impl Service {
-    pub async fn publish(&self, who: &Principal, tenant_ref: &str, new: NewEvent) -> Result<Published> {
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        new: NewEvent,
+    ) -> Result<Published> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         check_payload(&new.payload)?;
         check_idempotency_key(&new.idempotency_key)?;
@@ -75,7 +85,10 @@ impl Service {
             None => {
                 return Err(Invalid::new(
                     "unknown_event_type",
-                    format!("event type `{}` is not registered", crate::domain::names::truncate(&new.event_type, 128)),
+                    format!(
+                        "event type `{}` is not registered",
+                        crate::domain::names::truncate(&new.event_type, 128)
+                    ),
                 )
                 .into());
             }
@@ -99,10 +112,15 @@ impl Service {
         };
         let endpoints = self.store.enabled_endpoints(&tenant.id).await?;
         let targets = matching_endpoints(&endpoints, &event);
-        self.store_and_dispatch(event, targets.iter().map(|e| e.id.clone()).collect()).await
+        self.store_and_dispatch(event, targets.iter().map(|e| e.id.clone()).collect())
+            .await
     }
 
-    async fn store_and_dispatch(&self, event: Event, endpoint_ids: Vec<String>) -> Result<Published> {
+    async fn store_and_dispatch(
+        &self,
+        event: Event,
+        endpoint_ids: Vec<String>,
+    ) -> Result<Published> {
         let lease = self.queue.lease(event.created_at);
         let deliveries = endpoint_ids
             .into_iter()
@@ -144,13 +162,24 @@ impl Service {
             .ok_or(ServiceError::NotFound("event"))
     }
 
-    pub async fn list_events(&self, who: &Principal, tenant_ref: &str, page: PageRequest<'_>) -> Result<Page<Event>> {
+    pub async fn list_events(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Event>> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
         Ok(self.store.list_events(&tenant.id, page).await?)
     }
 
     /// Sends an existing event again to one endpoint, as a new delivery.
-    pub async fn resend(&self, who: &Principal, tenant_ref: &str, event_id: &str, endpoint_id: &str) -> Result<Delivery> {
+    pub async fn resend(
+        &self,
+        who: &Principal,
+        tenant_ref: &str,
+        event_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Delivery> {
         let event = self.get_event(who, tenant_ref, event_id).await?;
         let endpoint = self.get_endpoint(who, tenant_ref, endpoint_id).await?;
         if endpoint.disabled {
@@ -164,7 +193,10 @@ impl Service {
             endpoint_id: endpoint.id,
             lease: self.queue.lease(Utc::now()),
         };
-        let created = self.store.add_deliveries(&event.tenant_id, &event.id, vec![new]).await?;
+        let created = self
+            .store
+            .add_deliveries(&event.tenant_id, &event.id, vec![new])
+            .await?;
         let payload: Arc<str> = Arc::from(event.payload.as_str());
         self.queue.enqueue(
             created
@@ -172,7 +204,10 @@ impl Service {
                 .map(|d| task_of(d, &event.id, &event.event_type, payload.clone()))
                 .collect(),
         );
-        created.into_iter().next().ok_or(ServiceError::NotFound("delivery"))
+        created
+            .into_iter()
+            .next()
+            .ok_or(ServiceError::NotFound("delivery"))
     }
 
     /// Publishes the event type's sample to this endpoint only.
@@ -192,7 +227,13 @@ impl Service {
         }
         let et = match event_type {
             Some(name) => self.store.get_event_type(&name).await?.ok_or_else(|| {
-                ServiceError::Invalid(Invalid::new("unknown_event_type", format!("event type `{}` is not registered", crate::domain::names::truncate(&name, 128))))
+                ServiceError::Invalid(Invalid::new(
+                    "unknown_event_type",
+                    format!(
+                        "event type `{}` is not registered",
+                        crate::domain::names::truncate(&name, 128)
+                    ),
+                ))
             })?,
             None => {
                 let filter = EventTypeFilter::parse(&endpoint.event_types)?;
@@ -229,7 +270,12 @@ impl Service {
     }
 }
 
-pub(super) fn task_of(d: &Delivery, event_id: &str, event_type: &str, payload: Arc<str>) -> DeliveryTask {
+pub(super) fn task_of(
+    d: &Delivery,
+    event_id: &str,
+    event_type: &str,
+    payload: Arc<str>,
+) -> DeliveryTask {
     DeliveryTask {
         delivery_id: d.id.clone(),
         tenant_id: d.tenant_id.clone(),

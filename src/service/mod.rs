@@ -72,7 +72,12 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, queue: DeliveryQueue, policy: Policy, admin_key_hash: String) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: DeliveryQueue,
+        policy: Policy,
+        admin_key_hash: String,
+    ) -> Self {
         Service {
             store,
             queue,

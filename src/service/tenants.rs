@@ -16,7 +16,10 @@ pub struct CreatedKey {
 fn parse_name(name: &str) -> Result<String, Invalid> {
     let name = name.trim();
     if name.is_empty() || name.len() > 256 {
-        return Err(Invalid::new("invalid_name", "name must be 1-256 characters"));
+        return Err(Invalid::new(
+            "invalid_name",
+            "name must be 1-256 characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -36,7 +39,11 @@ impl Service {
         Ok(tenant)
     }
 
-    pub async fn list_tenants(&self, who: &Principal, page: PageRequest<'_>) -> Result<Page<Tenant>> {
+    pub async fn list_tenants(
+        &self,
+        who: &Principal,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Tenant>> {
         match who {
             Principal::Admin => Ok(self.store.list_tenants(page).await?),
             // A tenant key sees exactly its own tenant.
@@ -95,7 +102,9 @@ impl Service {
             prefix: key[..7].to_string(),
             created_at: Utc::now(),
         };
-        self.store.create_api_key(meta.clone(), hash_key(&key)).await?;
+        self.store
+            .create_api_key(meta.clone(), hash_key(&key))
+            .await?;
         Ok(CreatedKey { meta, key })
     }
 }

@@ -32,7 +32,12 @@ fn sign_with_key(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// The `webhook-signature` header value: one signature per secret, space-separated.
-pub fn signature_header(secrets: &[&EndpointSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+pub fn signature_header(
+    secrets: &[&EndpointSecret],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
     secrets
         .iter()
         .map(|s| sign(s, id, timestamp, body))
@@ -68,7 +73,11 @@ pub fn verify(
         .split(' ')
         .filter(|s| s.starts_with("v1,"))
         .any(|s| bool::from(s.as_bytes().ct_eq(expected)));
-    if found { Ok(()) } else { Err(VerifyError::NoMatch) }
+    if found {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
+    }
 }
 
 #[cfg(test)]
@@ -90,8 +99,14 @@ mod tests {
     fn verify_rejects_tampering_and_staleness() {
         let s = EndpointSecret::generate();
         let header = sign(&s, "msg_1", 100, b"{}");
-        assert_eq!(verify(&s, &header, "msg_1", 100, b"{ }", 100, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify(&s, &header, "msg_2", 100, b"{}", 100, 300), Err(VerifyError::NoMatch));
+        assert_eq!(
+            verify(&s, &header, "msg_1", 100, b"{ }", 100, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(&s, &header, "msg_2", 100, b"{}", 100, 300),
+            Err(VerifyError::NoMatch)
+        );
         assert_eq!(
             verify(&s, &header, "msg_1", 100, b"{}", 1000, 300),
             Err(VerifyError::StaleTimestamp)

@@ -49,7 +49,10 @@ pub struct Lease {
 
 #[derive(Debug, Clone)]
 pub enum PublishOutcome {
-    Created { event: Event, deliveries: Vec<Delivery> },
+    Created {
+        event: Event,
+        deliveries: Vec<Delivery>,
+    },
     /// The idempotency key was used before: the first event, nothing created.
     Existing(Event),
 }
@@ -81,7 +84,10 @@ pub struct AttemptRecord {
 pub enum NextStep {
     Succeeded,
     /// Try again at `at`; `lease` kept when this instance keeps it scheduled in memory.
-    Retry { at: DateTime<Utc>, lease: Option<Lease> },
+    Retry {
+        at: DateTime<Utc>,
+        lease: Option<Lease>,
+    },
     /// The schedule is spent (or the endpoint is gone): the dead-letter state.
     Failed,
     Cancelled,
@@ -147,14 +153,22 @@ pub trait Store: Send + Sync + 'static {
     // Event types (one catalogue for the installation).
     async fn create_event_type(&self, event_type: EventType) -> Result<()>;
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
-    async fn list_event_types(&self, page: PageRequest<'_>, include_archived: bool) -> Result<Page<EventType>>;
+    async fn list_event_types(
+        &self,
+        page: PageRequest<'_>,
+        include_archived: bool,
+    ) -> Result<Page<EventType>>;
     async fn update_event_type(&self, event_type: EventType) -> Result<()>;
     async fn delete_event_type(&self, name: &str) -> Result<bool>;
 
     // Endpoints.
     async fn create_endpoint(&self, endpoint: Endpoint) -> Result<()>;
     async fn get_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<Endpoint>>;
-    async fn list_endpoints(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Endpoint>>;
+    async fn list_endpoints(
+        &self,
+        tenant_id: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Endpoint>>;
     /// Every enabled endpoint of the tenant: the candidates of a fan-out.
     async fn enabled_endpoints(&self, tenant_id: &str) -> Result<Vec<Endpoint>>;
     /// Writes the user-editable fields and secrets; health counters are the store's own.
@@ -168,24 +182,57 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Event>>;
 
     // Deliveries and attempts.
-    async fn list_deliveries(&self, tenant_id: &str, filter: DeliveryFilter, page: PageRequest<'_>) -> Result<Page<Delivery>>;
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        filter: DeliveryFilter,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Delivery>>;
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
     async fn list_attempts(&self, tenant_id: &str, delivery_id: &str) -> Result<Vec<Attempt>>;
     /// New deliveries of an existing event (resend, test).
-    async fn add_deliveries(&self, tenant_id: &str, event_id: &str, deliveries: Vec<NewDelivery>) -> Result<Vec<Delivery>>;
+    async fn add_deliveries(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Vec<Delivery>>;
     /// Makes a finished delivery pending again, due now.
-    async fn retry_delivery(&self, tenant_id: &str, id: &str, now: DateTime<Utc>, lease: Option<Lease>) -> Result<RetryOutcome>;
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: Option<Lease>,
+    ) -> Result<RetryOutcome>;
     /// Makes every failed delivery of the endpoint created since `since` pending again.
-    async fn recover_failed(&self, tenant_id: &str, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>, lease: Option<Lease>) -> Result<Vec<Delivery>>;
+    async fn recover_failed(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease: Option<Lease>,
+    ) -> Result<Vec<Delivery>>;
 
     // The delivery engine.
     /// Leases up to `limit` due, unleased pending deliveries to `lease.owner`.
-    async fn claim_due(&self, now: DateTime<Utc>, lease: Lease, limit: usize) -> Result<Vec<DeliveryTask>>;
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: Lease,
+        limit: usize,
+    ) -> Result<Vec<DeliveryTask>>;
     /// The tasks of deliveries this instance already leases (after publish or retry).
     async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>>;
     /// Records attempts and moves their deliveries on, in one transaction; disables endpoints
     /// that have failed without a success since before `now - auto_disable_after`.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: DateTime<Utc>, auto_disable_after: chrono::Duration) -> Result<Vec<DisabledEndpoint>>;
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        now: DateTime<Utc>,
+        auto_disable_after: chrono::Duration,
+    ) -> Result<Vec<DisabledEndpoint>>;
     /// Gives up leases: all of `owner`'s when `ids` is `None`.
     async fn release_leases(&self, owner: &str, ids: Option<Vec<String>>) -> Result<()>;
     /// Drops every lease: for a single-process store at start, when no other owner can exist.
@@ -193,7 +240,16 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_stats(&self) -> Result<QueueStats>;
 
     // Health and statistics.
-    async fn recent_attempts(&self, tenant_id: &str, endpoint_id: &str, limit: usize) -> Result<Vec<Attempt>>;
+    async fn recent_attempts(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Attempt>>;
     async fn delivery_counts(&self, tenant_id: &str, endpoint_id: &str) -> Result<DeliveryCounts>;
-    async fn list_operational_events(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<OperationalEvent>>;
+    async fn list_operational_events(
+        &self,
+        tenant_id: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<OperationalEvent>>;
 }

@@ -30,7 +30,9 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e
         && matches!(
             f.code,
-            rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly
+            rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::ReadOnly
         )
     {
         return StoreError::Unavailable(e.to_string());
@@ -62,7 +64,10 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/hookrelay.db` and applies pending migrations.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let path = dir.join("hookrelay.db");
         let conn = open(&path, false).map_err(backend)?;
@@ -189,7 +194,8 @@ fn lease_cols(lease: Option<&Lease>) -> (Option<&str>, Option<i64>) {
     }
 }
 
-const TASK_SELECT: &str = "SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, e.payload,
+const TASK_SELECT: &str =
+    "SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, d.event_type, e.payload,
         d.attempts, d.next_attempt_at
    FROM deliveries d JOIN events e ON e.id = d.event_id";
 
@@ -214,8 +220,12 @@ impl Store for SqliteStore {
 
     async fn admin_key_hash(&self) -> Result<Option<String>> {
         self.read(|c| {
-            c.query_row("SELECT value FROM settings WHERE key = 'admin_key_hash'", [], |r| r.get(0))
-                .optional()
+            c.query_row(
+                "SELECT value FROM settings WHERE key = 'admin_key_hash'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .await
     }
@@ -248,17 +258,19 @@ impl Store for SqliteStore {
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>> {
         let hash = hash.to_string();
         self.read(move |c| {
-            c.prepare_cached("SELECT id, tenant_id, name, prefix, created_at FROM api_keys WHERE hash = ?1")?
-                .query_row([hash], |r| {
-                    Ok(ApiKey {
-                        id: r.get(0)?,
-                        tenant_id: r.get(1)?,
-                        name: r.get(2)?,
-                        prefix: r.get(3)?,
-                        created_at: from_ms(r.get(4)?),
-                    })
+            c.prepare_cached(
+                "SELECT id, tenant_id, name, prefix, created_at FROM api_keys WHERE hash = ?1",
+            )?
+            .query_row([hash], |r| {
+                Ok(ApiKey {
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    name: r.get(2)?,
+                    prefix: r.get(3)?,
+                    created_at: from_ms(r.get(4)?),
                 })
-                .optional()
+            })
+            .optional()
         })
         .await
     }
@@ -289,7 +301,9 @@ impl Store for SqliteStore {
             } else {
                 "SELECT id, uid, name, created_at, updated_at FROM tenants WHERE uid = ?1"
             };
-            c.prepare_cached(sql)?.query_row([key], tenant_row).optional()
+            c.prepare_cached(sql)?
+                .query_row([key], tenant_row)
+                .optional()
         })
         .await
     }
@@ -331,7 +345,9 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             // Foreign keys cascade to keys, endpoints, events, deliveries, attempts.
-            let n = c.execute("DELETE FROM tenants WHERE id = ?1", [id]).map_err(backend)?;
+            let n = c
+                .execute("DELETE FROM tenants WHERE id = ?1", [id])
+                .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -377,7 +393,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_event_types(&self, page: PageRequest<'_>, include_archived: bool) -> Result<Page<EventType>> {
+    async fn list_event_types(
+        &self,
+        page: PageRequest<'_>,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
         let p = owned_page(page);
         self.read(move |c| {
             // Event types page by name, ascending: a catalogue reads alphabetically.
@@ -388,7 +408,10 @@ impl Store for SqliteStore {
             );
             let rows = c
                 .prepare_cached(&sql)?
-                .query_map(params![include_archived, p.1.clone().unwrap_or_default()], event_type_row)?
+                .query_map(
+                    params![include_archived, p.1.clone().unwrap_or_default()],
+                    event_type_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Page::from_rows(rows, p.0, |e| e.name.clone()))
         })
@@ -418,7 +441,9 @@ impl Store for SqliteStore {
     async fn delete_event_type(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         self.write(move |c| {
-            let n = c.execute("DELETE FROM event_types WHERE name = ?1", [name]).map_err(backend)?;
+            let n = c
+                .execute("DELETE FROM event_types WHERE name = ?1", [name])
+                .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -467,7 +492,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_endpoints(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        tenant_id: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Endpoint>> {
         let p = owned_page(page);
         let tenant_id = tenant_id.to_string();
         self.read(move |c| {
@@ -596,9 +625,11 @@ impl Store for SqliteStore {
     async fn get_event(&self, tenant_id: &str, id: &str) -> Result<Option<Event>> {
         let (tenant_id, id) = (tenant_id.to_string(), id.to_string());
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"))?
-                .query_row([tenant_id, id], event_row)
-                .optional()
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"
+            ))?
+            .query_row([tenant_id, id], event_row)
+            .optional()
         })
         .await
     }
@@ -619,7 +650,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_deliveries(&self, tenant_id: &str, filter: DeliveryFilter, page: PageRequest<'_>) -> Result<Page<Delivery>> {
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        filter: DeliveryFilter,
+        page: PageRequest<'_>,
+    ) -> Result<Page<Delivery>> {
         let p = owned_page(page);
         let tenant_id = tenant_id.to_string();
         self.read(move |c| {
@@ -667,7 +703,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_deliveries(&self, tenant_id: &str, event_id: &str, deliveries: Vec<NewDelivery>) -> Result<Vec<Delivery>> {
+    async fn add_deliveries(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Vec<Delivery>> {
         let (tenant_id, event_id) = (tenant_id.to_string(), event_id.to_string());
         self.write(move |c| {
             let event_type: String = c
@@ -687,12 +728,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn retry_delivery(&self, tenant_id: &str, id: &str, now: DateTime<Utc>, lease: Option<Lease>) -> Result<RetryOutcome> {
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: Option<Lease>,
+    ) -> Result<RetryOutcome> {
         let (tenant_id, id) = (tenant_id.to_string(), id.to_string());
         self.write(move |c| {
             let current = c
                 .query_row(
-                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"),
+                    &format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+                    ),
                     [&tenant_id, &id],
                     delivery_row,
                 )
@@ -748,7 +797,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, now: DateTime<Utc>, lease: Lease, limit: usize) -> Result<Vec<DeliveryTask>> {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: Lease,
+        limit: usize,
+    ) -> Result<Vec<DeliveryTask>> {
         self.write(move |c| {
             let ids: Vec<String> = c
                 .prepare_cached(
@@ -760,8 +814,11 @@ impl Store for SqliteStore {
                      RETURNING id",
                 )
                 .and_then(|mut s| {
-                    s.query_map(params![lease.owner, ms(lease.until), ms(now), limit as i64], |r| r.get(0))?
-                        .collect()
+                    s.query_map(
+                        params![lease.owner, ms(lease.until), ms(now), limit as i64],
+                        |r| r.get(0),
+                    )?
+                    .collect()
                 })
                 .map_err(backend)?;
             load_tasks(c, &ids).map_err(backend)
@@ -835,7 +892,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn recent_attempts(&self, tenant_id: &str, endpoint_id: &str, limit: usize) -> Result<Vec<Attempt>> {
+    async fn recent_attempts(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Attempt>> {
         let (tenant_id, endpoint_id) = (tenant_id.to_string(), endpoint_id.to_string());
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -878,7 +940,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_operational_events(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<OperationalEvent>> {
+    async fn list_operational_events(
+        &self,
+        tenant_id: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<OperationalEvent>> {
         let p = owned_page(page);
         let tenant_id = tenant_id.to_string();
         self.read(move |c| {
@@ -1007,7 +1073,10 @@ fn record_attempts(
             ids::new_id(ids::OPERATIONAL_EVENT),
             rec.tenant_id,
             a.endpoint_id,
-            format!("Endpoint {} was disabled automatically: {reason}.", a.endpoint_id),
+            format!(
+                "Endpoint {} was disabled automatically: {reason}.",
+                a.endpoint_id
+            ),
             ms(now)
         ])?;
         disabled.push(DisabledEndpoint {

@@ -64,7 +64,8 @@ pub fn event_type_row(r: &Row<'_>) -> rusqlite::Result<EventType> {
     })
 }
 
-pub const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, event_types, channels, secrets,
+pub const ENDPOINT_COLUMNS: &str =
+    "id, tenant_id, url, description, event_types, channels, secrets,
     headers, timeout_ms, rate_limit_per_s, disabled, metadata, retry_schedule,
     consecutive_failures, failing_since, last_success_at, last_failure_at, disabled_reason,
     disabled_at, created_at, updated_at";
@@ -124,7 +125,11 @@ pub fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         endpoint_id: r.get(3)?,
         event_type: r.get(4)?,
         status: DeliveryStatus::parse(&status).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(5, Type::Text, format!("status {status}").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                5,
+                Type::Text,
+                format!("status {status}").into(),
+            )
         })?,
         attempts: r.get(6)?,
         next_attempt_at: opt_time(r, 7)?,
