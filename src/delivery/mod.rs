@@ -219,6 +219,20 @@ impl Engine {
             let results = results.clone();
             tokio::spawn(async move {
                 let mut permit = permit;
+                // A retry timed in memory may have been overtaken (endpoint disabled, delivery
+                // dead-lettered or retried by hand): attempt it only if still pending, as stored.
+                let task = if task.attempts_made > 0 {
+                    match store.load_tasks(vec![task.delivery_id.clone()]).await {
+                        Ok(mut fresh) if !fresh.is_empty() => fresh.swap_remove(0),
+                        Ok(_) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, delivery = %task.delivery_id, "cannot reload delivery");
+                            return;
+                        }
+                    }
+                } else {
+                    task
+                };
                 let endpoint = match store.get_endpoint(&task.tenant_id, &task.endpoint_id).await {
                     Ok(e) => e,
                     Err(e) => {

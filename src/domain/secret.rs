@@ -91,15 +91,19 @@ impl SecretSet {
     }
 
     /// Makes `next` current; the old current signs alongside it until `now + grace`.
+    /// A rotation without grace is an emergency (a leaked secret): every older secret stops
+    /// signing at once.
     pub fn rotate(&mut self, next: EndpointSecret, now: DateTime<Utc>, grace: chrono::Duration) {
-        self.previous.retain(|r| r.expires_at > now);
         let old = std::mem::replace(&mut self.current, next);
-        if grace > chrono::Duration::zero() {
-            self.previous.push(RetiredSecret {
-                secret: old,
-                expires_at: now + grace,
-            });
+        if grace <= chrono::Duration::zero() {
+            self.previous.clear();
+            return;
         }
+        self.previous.retain(|r| r.expires_at > now);
+        self.previous.push(RetiredSecret {
+            secret: old,
+            expires_at: now + grace,
+        });
     }
 }
 

@@ -223,7 +223,7 @@ pub trait Store: Send + Sync + 'static {
         lease: Lease,
         limit: usize,
     ) -> Result<Vec<DeliveryTask>>;
-    /// The tasks of deliveries this instance already leases (after publish or retry).
+    /// The tasks of those deliveries that are still pending, as the store has them now.
     async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>>;
     /// Records attempts and moves their deliveries on, in one transaction; disables endpoints
     /// that have failed without a success since before `now - auto_disable_after`.

@@ -105,25 +105,33 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::GET, path, Some(key), None).await
+        self.request(reqwest::Method::GET, path, Some(key), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        self.request(reqwest::Method::POST, path, Some(key), Some(body)).await
+        self.request(reqwest::Method::POST, path, Some(key), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        self.request(reqwest::Method::PATCH, path, Some(key), Some(body)).await
+        self.request(reqwest::Method::PATCH, path, Some(key), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::DELETE, path, Some(key), None).await
+        self.request(reqwest::Method::DELETE, path, Some(key), None)
+            .await
     }
 
     /// Creates a tenant and returns its id.
     pub async fn tenant(&self, uid: &str) -> String {
         let (s, t) = self
-            .post("/api/v1/tenants", &self.admin, json!({"uid": uid, "name": uid}))
+            .post(
+                "/api/v1/tenants",
+                &self.admin,
+                json!({"uid": uid, "name": uid}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{t}");
         t["id"].as_str().unwrap().to_string()
@@ -132,7 +140,11 @@ impl TestApp {
     /// A tenant-scoped API key.
     pub async fn tenant_key(&self, tenant: &str) -> String {
         let (s, k) = self
-            .post(&format!("/api/v1/tenants/{tenant}/api-keys"), &self.admin, json!({}))
+            .post(
+                &format!("/api/v1/tenants/{tenant}/api-keys"),
+                &self.admin,
+                json!({}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{k}");
         k["key"].as_str().unwrap().to_string()
@@ -146,13 +158,20 @@ impl TestApp {
                 json!({"name": name, "description": "test", "sample": {"sample": true}}),
             )
             .await;
-        assert!(s == StatusCode::CREATED || s == StatusCode::CONFLICT, "{s} {b}");
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::CONFLICT,
+            "{s} {b}"
+        );
     }
 
     /// Creates an endpoint and returns its JSON.
     pub async fn endpoint(&self, tenant: &str, body: Value) -> Value {
         let (s, ep) = self
-            .post(&format!("/api/v1/tenants/{tenant}/endpoints"), &self.admin, body)
+            .post(
+                &format!("/api/v1/tenants/{tenant}/endpoints"),
+                &self.admin,
+                body,
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{ep}");
         ep
@@ -172,7 +191,10 @@ impl TestApp {
 
     pub async fn deliveries(&self, tenant: &str, query: &str) -> Vec<Value> {
         let (s, list) = self
-            .get(&format!("/api/v1/tenants/{tenant}/deliveries?{query}"), &self.admin)
+            .get(
+                &format!("/api/v1/tenants/{tenant}/deliveries?{query}"),
+                &self.admin,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{list}");
         list["data"].as_array().unwrap().clone()
@@ -189,13 +211,19 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         loop {
             let (s, d) = self
-                .get(&format!("/api/v1/tenants/{tenant}/deliveries/{delivery}"), &self.admin)
+                .get(
+                    &format!("/api/v1/tenants/{tenant}/deliveries/{delivery}"),
+                    &self.admin,
+                )
                 .await;
             assert_eq!(s, StatusCode::OK, "{d}");
             if pred(&d) {
                 return d;
             }
-            assert!(Instant::now() < deadline, "timed out waiting on delivery: {d:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on delivery: {d:#}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -223,6 +251,9 @@ pub struct Receiver {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<Vec<Answer>>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most requests it was answering at once.
+    pub max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +295,8 @@ impl Receiver {
             } else {
                 script
             })),
+            in_flight: Arc::default(),
+            max_in_flight: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(receive)
@@ -276,6 +309,15 @@ impl Receiver {
 
     pub async fn ok() -> Receiver {
         Self::start(vec![Answer::status(200)]).await
+    }
+
+    /// Replaces the script: the next request gets the first answer again.
+    pub fn answer_from_now(&self, script: Vec<Answer>) {
+        let done = self.count();
+        let mut s = self.script.lock().unwrap();
+        let mut padded = vec![script[0].clone(); done];
+        padded.extend(script);
+        *s = padded;
     }
 
     pub fn url(&self) -> String {
@@ -309,6 +351,9 @@ impl Receiver {
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    use std::sync::atomic::Ordering;
+    let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    r.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let answer = {
         let mut reqs = r.requests.lock().unwrap();
         reqs.push(Received {
@@ -322,6 +367,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
+    r.in_flight.fetch_sub(1, Ordering::SeqCst);
     let mut resp = (StatusCode::from_u16(answer.status).unwrap(), "ok").into_response();
     for (k, v) in answer.headers {
         resp.headers_mut().insert(k, v.parse().unwrap());

@@ -971,7 +971,9 @@ impl Store for SqliteStore {
 }
 
 fn load_tasks(c: &Connection, ids: &[String]) -> rusqlite::Result<Vec<DeliveryTask>> {
-    let mut stmt = c.prepare_cached(&format!("{TASK_SELECT} WHERE d.id = ?1"))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "{TASK_SELECT} WHERE d.id = ?1 AND d.status = 'pending'"
+    ))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(task) = stmt.query_row([id], task_row).optional()? {
@@ -1065,6 +1067,13 @@ fn record_attempts(
             "UPDATE endpoints SET disabled = 1, disabled_reason = ?2, disabled_at = ?3 WHERE id = ?1",
         )?
         .execute(params![a.endpoint_id, reason, ms(now)])?;
+        // No more attempts: its pending deliveries are dead-lettered, for `recover` later.
+        c.prepare_cached(
+            "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL,
+                lease_until = NULL, last_error = 'endpoint disabled', updated_at = ?2
+             WHERE endpoint_id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![a.endpoint_id, ms(now)])?;
         c.prepare_cached(
             "INSERT INTO operational_events (id, tenant_id, kind, endpoint_id, message, created_at)
              VALUES (?1, ?2, 'endpoint.disabled', ?3, ?4, ?5)",
