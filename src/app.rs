@@ -91,7 +91,6 @@ impl App {
             workers_running.store(true, Ordering::Relaxed);
             (DeliveryQueue::disabled(), None)
         };
-        telemetry::spawn_queue_gauges(store.clone(), Duration::from_secs(5), stop_engine.clone());
 
         let service = Service::new(
             store.clone(),

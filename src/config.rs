@@ -370,6 +370,13 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_default_file_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file = Config::load_from(Some(&path), Vec::new()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = Config::load_from(None, env(&[("HOOKRELAY_NOPE", "1")])).unwrap_err();
         assert!(format!("{err:#}").contains("nope"), "{err:#}");

@@ -1,11 +1,9 @@
 //! Logs (tracing) and metrics (Prometheus). Secrets never reach either: domain types that hold
 //! them redact themselves in `Debug`, and no code logs a request body or a header value.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
@@ -39,26 +37,18 @@ pub fn init_logging(format: &str) {
     };
 }
 
-/// Keeps the queue gauges current: `webhook_queue_depth` and `webhook_oldest_pending_age_seconds`.
-pub fn spawn_queue_gauges(store: Arc<dyn Store>, every: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            match store.queue_stats().await {
-                Ok(stats) => {
-                    metrics::gauge!("webhook_queue_depth").set(stats.pending as f64);
-                    let age = stats
-                        .oldest_pending_at
-                        .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
-                        .unwrap_or(0.0);
-                    metrics::gauge!("webhook_oldest_pending_age_seconds").set(age);
-                }
-                Err(e) => tracing::warn!(error = %e, "queue statistics unavailable"),
-            }
+/// Sets the queue gauges from the store: `webhook_queue_depth` (pending deliveries) and
+/// `webhook_oldest_pending_age_seconds`. Called on every scrape, so they are never stale.
+pub async fn update_queue_gauges(store: &dyn Store) {
+    match store.queue_stats().await {
+        Ok(stats) => {
+            metrics::gauge!("webhook_queue_depth").set(stats.pending as f64);
+            let age = stats
+                .oldest_pending_at
+                .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            metrics::gauge!("webhook_oldest_pending_age_seconds").set(age);
         }
-    });
+        Err(e) => tracing::warn!(error = %e, "queue statistics unavailable"),
+    }
 }

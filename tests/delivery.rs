@@ -888,6 +888,8 @@ async fn metrics_count_deliveries_retries_and_statuses() {
         "webhook_delivery_http_status{code=\"503\"}",
         "webhook_delivery_http_status{code=\"200\"}",
         "webhook_delivery_duration_seconds_bucket",
+        "webhook_queue_depth 0",
+        "webhook_oldest_pending_age_seconds 0",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

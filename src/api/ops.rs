@@ -60,6 +60,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Status>) 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    crate::telemetry::update_queue_gauges(&**state.service.store()).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
