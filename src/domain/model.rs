@@ -130,6 +130,8 @@ pub struct Delivery {
     pub endpoint_id: String,
     pub event_type: String,
     pub status: DeliveryStatus,
+    /// Attempts made so far.
+    #[serde(rename = "attempt_count")]
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
