@@ -21,9 +21,12 @@ use crate::domain::ids;
 use crate::domain::retry::RetrySchedule;
 use crate::service::{self, Policy, Service};
 use crate::store::Store;
+use crate::store::cached::CachedStore;
 use crate::store::sqlite::SqliteStore;
 use crate::telemetry;
 
+/// How long a cached tenant, key, event type or endpoint may be served without a re-read.
+const CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for in-flight attempts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -49,7 +52,10 @@ impl App {
                 settings.data_dir.display()
             )
         })?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir)?);
+        let store: Arc<dyn Store> = Arc::new(CachedStore::new(
+            SqliteStore::open(&settings.data_dir)?,
+            CACHE_TTL,
+        ));
         // Nobody else can hold a lease on a store only this process opens.
         store.release_all_leases().await?;
         let admin_key_hash = admin_key_hash(&*store, settings.admin_key.as_deref()).await?;

@@ -233,7 +233,10 @@ impl Engine {
                 } else {
                     task
                 };
-                let endpoint = match store.get_endpoint(&task.tenant_id, &task.endpoint_id).await {
+                let endpoint = match store
+                    .endpoint_for_delivery(&task.tenant_id, &task.endpoint_id)
+                    .await
+                {
                     Ok(e) => e,
                     Err(e) => {
                         // Leave the delivery leased: it is retried when the lease expires.

@@ -110,7 +110,7 @@ impl Service {
             idempotency_key: new.idempotency_key,
             created_at: Utc::now(),
         };
-        let endpoints = self.store.enabled_endpoints(&tenant.id).await?;
+        let endpoints = self.store.enabled_endpoints_shared(&tenant.id).await?;
         let targets = matching_endpoints(&endpoints, &event);
         self.store_and_dispatch(event, targets.iter().map(|e| e.id.clone()).collect())
             .await

@@ -4,6 +4,7 @@
 //!
 //! A write returns only after it is committed: callers may answer 2xx on `Ok`.
 
+pub mod cached;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -171,6 +172,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Endpoint>>;
     /// Every enabled endpoint of the tenant: the candidates of a fan-out.
     async fn enabled_endpoints(&self, tenant_id: &str) -> Result<Vec<Endpoint>>;
+    /// The same, shared: a cache can hand out one list to every publish.
+    async fn enabled_endpoints_shared(&self, tenant_id: &str) -> Result<Arc<Vec<Endpoint>>> {
+        Ok(Arc::new(self.enabled_endpoints(tenant_id).await?))
+    }
+    /// The endpoint an attempt goes to. May be a little stale (a cache), but never after a
+    /// write made through the same store; health counters are not to be read from it.
+    async fn endpoint_for_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Endpoint>> {
+        self.get_endpoint(tenant_id, id).await
+    }
     /// Writes the user-editable fields and secrets; health counters are the store's own.
     async fn update_endpoint(&self, endpoint: Endpoint) -> Result<bool>;
     /// Removes the endpoint and cancels its pending deliveries.
