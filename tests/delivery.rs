@@ -335,6 +335,24 @@ async fn a_refused_connection_is_recorded_as_connect() {
 }
 
 #[tokio::test]
+async fn a_failed_tls_handshake_is_recorded_as_tls() {
+    let app = spawn_app_with(|s| s.retry_schedule = vec![]).await;
+    // The receiver speaks plain HTTP, so an https:// URL fails in the handshake.
+    let receiver = Receiver::ok().await;
+    let tenant = app.tenant("tls").await;
+    app.event_type("a.b").await;
+    let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());
+    app.endpoint(&tenant, json!({"url": url, "event_types": ["*"]}))
+        .await;
+    let ev = app.publish(&tenant, "a.b", json!({})).await;
+    let id = only_delivery(&app, &tenant, ev["id"].as_str().unwrap()).await;
+    let d = app
+        .wait_delivery(&tenant, &id, WAIT, |d| d["status"] == "failed")
+        .await;
+    assert_eq!(attempts(&d)[0]["error_kind"], "tls", "{d:#}");
+}
+
+#[tokio::test]
 async fn recover_retries_failed_deliveries_since_a_time() {
     let app = spawn_app_with(|s| s.retry_schedule = vec![]).await;
     let receiver = Receiver::start(vec![Answer::status(500)]).await;

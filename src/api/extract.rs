@@ -102,14 +102,32 @@ async fn read_json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Byte
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::new(
+    let invalid_json =
+        |e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"));
+    let parsed = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        // The typed parse stops at the first field that does not fit, which can come before
+        // a syntax error further on: broken JSON is 400 whatever its fields are.
+        serde_json::error::Category::Data => {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(syntax) => invalid_json(syntax),
+                Ok(_) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!("the body does not fit this endpoint: {e}"),
+                ),
+            }
+        }
+        _ => invalid_json(e),
+    })?;
+    // Serde would also take a struct from an array of its fields in declaration order.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            format!("the body does not fit this endpoint: {e}"),
-        ),
-        _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")),
-    })
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Query parameters, with errors in the API's shape.

@@ -167,6 +167,15 @@ fn classify(err: hyper_util::client::legacy::Error) -> SendError {
         if e.downcast_ref::<rustls::Error>().is_some() {
             return SendError::Tls(e.to_string());
         }
+        // Handshake failures arrive as io::Errors wrapping io::Errors wrapping the rustls
+        // error, and an io::Error's `source()` skips what it wraps: unwrap them by hand.
+        let mut wrapped = e.downcast_ref::<std::io::Error>();
+        while let Some(inner) = wrapped.and_then(|io| io.get_ref()) {
+            if inner.downcast_ref::<rustls::Error>().is_some() {
+                return SendError::Tls(inner.to_string());
+            }
+            wrapped = inner.downcast_ref::<std::io::Error>();
+        }
         source = e.source();
     }
     let chain = error_chain(&err);

@@ -64,8 +64,9 @@ impl Service {
         uid: Option<&str>,
         name: Option<&str>,
     ) -> Result<Tenant> {
-        Self::require_admin(who)?;
+        // Another tenant's key learns nothing: 404 first, then 403 for its own tenant.
         let mut tenant = self.tenant_for(who, tenant_ref).await?;
+        Self::require_admin(who)?;
         if let Some(uid) = uid {
             tenant.uid = parse_tenant_uid(uid)?;
         }
@@ -78,8 +79,8 @@ impl Service {
     }
 
     pub async fn delete_tenant(&self, who: &Principal, tenant_ref: &str) -> Result<()> {
-        Self::require_admin(who)?;
         let tenant = self.tenant_for(who, tenant_ref).await?;
+        Self::require_admin(who)?;
         if !self.store.delete_tenant(&tenant.id).await? {
             return Err(ServiceError::NotFound("tenant"));
         }
@@ -92,8 +93,8 @@ impl Service {
         tenant_ref: &str,
         name: Option<String>,
     ) -> Result<CreatedKey> {
-        Self::require_admin(who)?;
         let tenant = self.tenant_for(who, tenant_ref).await?;
+        Self::require_admin(who)?;
         let key = generate_key();
         let meta = ApiKey {
             id: ids::new_id(ids::API_KEY),
