@@ -40,6 +40,16 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Arc::new(e))
 }
 
+/// A unique-key violation is the caller's conflict (`what` already exists); anything else
+/// is the store's failure.
+fn conflict_or_backend(e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(what())
+    } else {
+        backend(e)
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
@@ -281,13 +291,7 @@ impl Store for SqliteStore {
                 "INSERT INTO tenants (id, uid, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![t.id, t.uid, t.name, ms(t.created_at), ms(t.updated_at)],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("a tenant with uid `{}`", t.uid))
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_backend(e, || format!("a tenant with uid `{}`", t.uid)))?;
             Ok(())
         })
         .await
@@ -329,13 +333,7 @@ impl Store for SqliteStore {
                 "UPDATE tenants SET uid = ?2, name = ?3, updated_at = ?4 WHERE id = ?1",
                 params![t.id, t.uid, t.name, ms(t.updated_at)],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("a tenant with uid `{}`", t.uid))
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_backend(e, || format!("a tenant with uid `{}`", t.uid)))?;
             Ok(())
         })
         .await
@@ -368,13 +366,7 @@ impl Store for SqliteStore {
                     ms(et.updated_at)
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("event type `{}`", et.name))
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_backend(e, || format!("event type `{}`", et.name)))?;
             Ok(())
         })
         .await
