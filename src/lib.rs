@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod inbound;
 pub mod service;
 pub mod signing;
 pub mod store;

@@ -1,0 +1,193 @@
+//! A source's verification settings: one JSON document per source, tagged by provider
+//! (`{"provider": "stripe", "secrets": ["whsec_..."]}`), checked when it is parsed (unknown
+//! fields are refused, so a misspelt key cannot silently disable a check).
+//!
+//! Every secret list accepts several values at once so a secret can be rotated without
+//! dropping requests. Secrets never reach a log line: [`SourceSecret`] redacts itself.
+
+use serde::{Deserialize, Serialize};
+
+use super::providers::{
+    generic::GenericSettings, gitlab::GitlabSettings, pubsub::PubsubSettings,
+    salesforce::SalesforceSettings, sendgrid::SendgridSettings, square::SquareSettings,
+    standard_webhooks::StandardWebhooksSettings, zoho::ZohoSettings,
+};
+use super::verify::VerifyError;
+
+/// A shared secret or token, as the provider's console shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceSecret(String);
+
+impl std::fmt::Debug for SourceSecret {
+    // Secrets never reach a log line, even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceSecret(<redacted>)")
+    }
+}
+
+impl SourceSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        SourceSecret(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// Per-source settings, one variant per provider, in the registry's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum SourceSettings {
+    Generic(GenericSettings),
+    Github(SecretSettings),
+    Gitlab(GitlabSettings),
+    Linear(TimedSecretSettings),
+    Notion(SecretSettings),
+    Pubsub(PubsubSettings),
+    Salesforce(SalesforceSettings),
+    Sendgrid(SendgridSettings),
+    Shopify(SecretSettings),
+    Slack(TimedSecretSettings),
+    Square(SquareSettings),
+    StandardWebhooks(StandardWebhooksSettings),
+    Stripe(TimedSecretSettings),
+    Twilio(SecretSettings),
+    Zoho(ZohoSettings),
+    Zoom(TimedSecretSettings),
+}
+
+impl SourceSettings {
+    /// The name of the provider these settings are for (its verifier's `name()`).
+    pub fn provider(&self) -> &'static str {
+        match self {
+            SourceSettings::Generic(_) => "generic",
+            SourceSettings::Github(_) => "github",
+            SourceSettings::Gitlab(_) => "gitlab",
+            SourceSettings::Linear(_) => "linear",
+            SourceSettings::Notion(_) => "notion",
+            SourceSettings::Pubsub(_) => "pubsub",
+            SourceSettings::Salesforce(_) => "salesforce",
+            SourceSettings::Sendgrid(_) => "sendgrid",
+            SourceSettings::Shopify(_) => "shopify",
+            SourceSettings::Slack(_) => "slack",
+            SourceSettings::Square(_) => "square",
+            SourceSettings::StandardWebhooks(_) => "standard_webhooks",
+            SourceSettings::Stripe(_) => "stripe",
+            SourceSettings::Twilio(_) => "twilio",
+            SourceSettings::Zoho(_) => "zoho",
+            SourceSettings::Zoom(_) => "zoom",
+        }
+    }
+
+    /// The error a verifier answers when handed another provider's settings.
+    pub(crate) fn mismatch(&self, verifier: &str) -> VerifyError {
+        VerifyError::Misconfigured(format!(
+            "settings are for provider `{}`, not `{verifier}`",
+            self.provider()
+        ))
+    }
+}
+
+/// Providers whose only setting is the shared secret (GitHub, Notion, Shopify, Twilio).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub secrets: Vec<SourceSecret>,
+}
+
+/// Providers that sign a timestamp with the secret (Linear, Slack, Stripe, Zoom).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedSecretSettings {
+    pub secrets: Vec<SourceSecret>,
+    /// How far the signed timestamp may be from now; the provider's documented value when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_s: Option<u64>,
+}
+
+/// An HMAC of the raw body carried in one header: the shape of the configurable presets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacScheme {
+    pub header: String,
+    #[serde(default)]
+    pub algorithm: HmacAlgorithm,
+    #[serde(default)]
+    pub encoding: SignatureEncoding,
+    /// Text before the encoded MAC, such as `sha256=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    #[default]
+    Hex,
+    Base64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_are_tagged_by_provider() {
+        let settings: SourceSettings = serde_json::from_value(json!({
+            "provider": "stripe", "secrets": ["whsec_a", "whsec_b"], "tolerance_s": 60
+        }))
+        .unwrap();
+        assert_eq!(settings.provider(), "stripe");
+        let SourceSettings::Stripe(stripe) = &settings else {
+            panic!("{settings:?}")
+        };
+        assert_eq!(stripe.secrets.len(), 2);
+        assert_eq!(stripe.tolerance_s, Some(60));
+        let back = serde_json::to_value(&settings).unwrap();
+        assert_eq!(back["provider"], "stripe");
+        assert_eq!(
+            serde_json::from_value::<SourceSettings>(back).unwrap(),
+            settings
+        );
+    }
+
+    #[test]
+    fn misspelt_or_unknown_settings_are_refused() {
+        for doc in [
+            json!({"provider": "github", "secret": "x"}),
+            json!({"provider": "github", "secrets": ["x"], "tolerance_s": 5}),
+            json!({"provider": "bitbucket", "secrets": ["x"]}),
+            json!({"secrets": ["x"]}),
+        ] {
+            assert!(
+                serde_json::from_value::<SourceSettings>(doc.clone()).is_err(),
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let settings: SourceSettings =
+            serde_json::from_value(json!({"provider": "github", "secrets": ["hunter2"]})).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
