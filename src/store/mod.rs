@@ -2,7 +2,10 @@
 //! (scale-out, to come) are interchangeable. Every method that takes a `tenant_id` filters
 //! by it: the store never returns a row of another tenant to a tenant-scoped call.
 //!
-//! A write returns only after it is committed: callers may answer 2xx on `Ok`.
+//! A write returns only after it is committed and synced: callers may answer 2xx on `Ok`.
+//! The exceptions are the delivery engine's bookkeeping (`claim_due`, `record_attempts`,
+//! `release_leases`), which a backend may commit without waiting for the disk: losing them
+//! in a power cut repeats attempts, and never loses a delivery.
 
 pub mod cached;
 pub mod sqlite;

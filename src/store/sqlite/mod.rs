@@ -107,6 +107,15 @@ impl SqliteStore {
     {
         self.writer.write(f).await
     }
+
+    /// For the delivery engine's bookkeeping: see `writer.rs` on relaxed writes.
+    async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write_relaxed(f).await
+    }
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
@@ -795,7 +804,7 @@ impl Store for SqliteStore {
         lease: Lease,
         limit: usize,
     ) -> Result<Vec<DeliveryTask>> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let ids: Vec<String> = c
                 .prepare_cached(
                     "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
@@ -828,13 +837,15 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>> {
-        self.write(move |c| record_attempts(c, &records, now, auto_disable_after).map_err(backend))
-            .await
+        self.write_relaxed(move |c| {
+            record_attempts(c, &records, now, auto_disable_after).map_err(backend)
+        })
+        .await
     }
 
     async fn release_leases(&self, owner: &str, ids: Option<Vec<String>>) -> Result<()> {
         let owner = owner.to_string();
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             match ids {
                 None => c.execute(
                     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
