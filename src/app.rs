@@ -107,6 +107,13 @@ impl App {
                 rotation_grace: settings.rotation_grace,
                 failing_after_failures: settings.failing_after_failures,
                 default_timeout: settings.default_timeout,
+                inbound: service::InboundPolicy {
+                    public_url: settings.public_url.clone(),
+                    max_pending_per_source: settings.inbound_max_pending,
+                    retry_after: settings.inbound_retry_after,
+                    max_logged_body: settings.inbound_max_logged_body,
+                    clock_offset: settings.inbound_clock_offset,
+                },
             },
             admin_key_hash,
         );
@@ -114,6 +121,7 @@ impl App {
             service,
             metrics: telemetry::metrics_handle(),
             workers_running: workers_running.clone(),
+            max_body_bytes: settings.max_body_bytes,
         };
         let router = api::router(state, settings.max_body_bytes);
         let listener = TcpListener::bind(settings.listen)

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::domain::duration::{parse_duration, parse_duration_list};
 
 const ENV_PREFIX: &str = "HOOKRELAY_";
-const SECTIONS: &[&str] = &["delivery", "health", "secrets"];
+const SECTIONS: &[&str] = &["delivery", "health", "secrets", "inbound"];
 const LIST_KEYS: &[&str] = &["allow_nets", "retry_schedule"];
 /// Keys whose environment value is a number or boolean; every other key stays a string
 /// (an admin key made only of digits is still a string).
@@ -28,6 +28,8 @@ const TYPED_KEYS: &[&str] = &[
     "max_response_body_bytes",
     "retry_jitter",
     "failing_after_failures",
+    "max_pending_per_source",
+    "max_logged_body_bytes",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +56,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub health: HealthConfig,
     pub secrets: SecretsConfig,
+    pub inbound: InboundConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +98,28 @@ pub struct SecretsConfig {
     pub rotation_grace: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Pending deliveries of a source's HTTP destinations beyond which `/in/{source}` answers
+    /// 503 with `Retry-After` instead of accepting more.
+    pub max_pending_per_source: u64,
+    /// The `Retry-After` sent with that 503.
+    pub backlog_retry_after: String,
+    /// Bytes of each inbound request body kept in the source's request log.
+    pub max_logged_body_bytes: usize,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            max_pending_per_source: 10_000,
+            backlog_retry_after: "30s".into(),
+            max_logged_body_bytes: 65_536,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -110,6 +135,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             health: HealthConfig::default(),
             secrets: SecretsConfig::default(),
+            inbound: InboundConfig::default(),
         }
     }
 }
@@ -172,6 +198,13 @@ pub struct Settings {
     pub auto_disable_after: Duration,
     pub failing_after_failures: u32,
     pub rotation_grace: Duration,
+    pub inbound_max_pending: u64,
+    pub inbound_retry_after: Duration,
+    pub inbound_max_logged_body: usize,
+    /// Added to the process clock when inbound signatures' timestamps are checked. Not a
+    /// configuration key: zero in production; tests set it to verify providers' published
+    /// vectors, whose timestamps are old.
+    pub inbound_clock_offset: chrono::Duration,
 }
 
 impl Config {
@@ -270,6 +303,13 @@ impl Config {
             )?,
             failing_after_failures: self.health.failing_after_failures.max(1),
             rotation_grace: duration("secrets.rotation_grace", &self.secrets.rotation_grace)?,
+            inbound_max_pending: self.inbound.max_pending_per_source,
+            inbound_retry_after: duration(
+                "inbound.backlog_retry_after",
+                &self.inbound.backlog_retry_after,
+            )?,
+            inbound_max_logged_body: self.inbound.max_logged_body_bytes,
+            inbound_clock_offset: chrono::Duration::zero(),
         })
     }
 }

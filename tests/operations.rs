@@ -108,6 +108,14 @@ const ROUTES: &[(&str, &str)] = &[
         "/api/v1/tenants/{tenant}/deliveries/{delivery}/retry",
     ),
     ("get", "/api/v1/tenants/{tenant}/operational-events"),
+    ("post", "/api/v1/tenants/{tenant}/sources"),
+    ("get", "/api/v1/tenants/{tenant}/sources"),
+    ("get", "/api/v1/tenants/{tenant}/sources/{source}"),
+    ("patch", "/api/v1/tenants/{tenant}/sources/{source}"),
+    ("delete", "/api/v1/tenants/{tenant}/sources/{source}"),
+    ("get", "/api/v1/tenants/{tenant}/sources/{source}/requests"),
+    ("get", "/api/v1/tenants/{tenant}/sources/{source}/health"),
+    ("post", "/in/{source}"),
 ];
 
 #[tokio::test]

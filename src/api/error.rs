@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::Invalid;
-use crate::service::ServiceError;
+use crate::service::{ReceiveError, ServiceError};
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// `Retry-After` seconds, for a 503 (1 when unset).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +39,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -97,6 +100,40 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<ReceiveError> for ApiError {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::UnknownSource => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                "no source has this id",
+            ),
+            ReceiveError::Disabled => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "source_disabled",
+                "this source is disabled",
+            ),
+            ReceiveError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this server accepts (max_body_bytes)",
+            ),
+            ReceiveError::Rejected(v) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, v.code(), v.to_string())
+            }
+            ReceiveError::Backlogged { retry_after } => ApiError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "backlogged",
+                    "this source's destinations are backlogged: retry later",
+                )
+            },
+            ReceiveError::Store(s) => ServiceError::Store(s).into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -112,8 +149,9 @@ impl IntoResponse for ApiError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
+                let secs = self.retry_after.unwrap_or(1);
                 resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }

@@ -9,6 +9,8 @@ pub mod events;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod receive;
+pub mod sources;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub service: Service,
     pub metrics: PrometheusHandle,
     pub workers_running: Arc<AtomicBool>,
+    /// Largest request body taken, in bytes (the receive path reads raw bodies itself).
+    pub max_body_bytes: usize,
 }
 
 /// A page of a listing: `{"data": [...], "next_cursor": "..." | null}`.
@@ -64,6 +68,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .merge(endpoints::router())
         .merge(events::router())
         .merge(deliveries::router())
+        .merge(sources::router())
+        .merge(receive::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

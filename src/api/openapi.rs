@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, endpoints, event_types, events, ops, tenants};
+use super::{deliveries, endpoints, event_types, events, ops, receive, sources, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,14 @@ use super::{deliveries, endpoints, event_types, events, ops, tenants};
         ops::metrics,
         ops::openapi,
         ops::ready,
+        receive::receive,
+        sources::create_source,
+        sources::delete_source,
+        sources::get_source,
+        sources::list_source_requests,
+        sources::list_sources,
+        sources::source_health,
+        sources::update_source,
         tenants::create_api_key,
         tenants::create_tenant,
         tenants::delete_tenant,

@@ -165,6 +165,7 @@ mod tests {
             disabled: false,
             metadata: Default::default(),
             retry_schedule: None,
+            source_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             health: Default::default(),

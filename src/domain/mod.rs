@@ -10,6 +10,7 @@ pub mod model;
 pub mod names;
 pub mod retry;
 pub mod secret;
+pub mod source;
 pub mod url;
 
 pub use model::*;

@@ -63,6 +63,9 @@ pub struct Endpoint {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Overrides the global retry delays, e.g. `["1m", "10m"]`.
     pub retry_schedule: Option<Vec<String>>,
+    /// Set when the endpoint is the hidden target of an inbound source's HTTP destination:
+    /// such endpoints are not listed and never take part in a fan-out.
+    pub source_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub health: EndpointHealthState,

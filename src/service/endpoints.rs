@@ -133,8 +133,22 @@ fn check_text(field: &'static str, s: String, max: usize) -> Result<String, Inva
     Ok(s)
 }
 
+/// The endpoint of a source's HTTP destination changes only with its source (its secret may
+/// still be read and rotated here).
+fn managed_by_source(ep: &Endpoint) -> Result<()> {
+    match &ep.source_id {
+        Some(source) => Err(ServiceError::Conflict {
+            code: "managed_by_source",
+            message: format!(
+                "this endpoint delivers for source {source}: change the source's destinations instead"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Service {
-    fn check_url(&self, url: &str) -> Result<String, Invalid> {
+    pub(super) fn check_url(&self, url: &str) -> Result<String, Invalid> {
         let url = EndpointUrl::parse(url, self.policy.https_only)?;
         if let Some(ip) = url.ip_literal()
             && !self.policy.addresses.allows(ip)
@@ -193,6 +207,7 @@ impl Service {
             disabled: new.disabled.unwrap_or(false),
             metadata: new.metadata.unwrap_or_default(),
             retry_schedule: check_retry_schedule(new.retry_schedule)?,
+            source_id: None,
             created_at: now,
             updated_at: now,
             health: Default::default(),
@@ -232,6 +247,7 @@ impl Service {
         changes: EndpointChanges,
     ) -> Result<Endpoint> {
         let mut ep = self.get_endpoint(who, tenant_ref, id).await?;
+        managed_by_source(&ep)?;
         if let Some(url) = changes.url {
             ep.url = self.check_url(&url)?;
         }
@@ -276,6 +292,9 @@ impl Service {
 
     pub async fn delete_endpoint(&self, who: &Principal, tenant_ref: &str, id: &str) -> Result<()> {
         let tenant = self.tenant_for(who, tenant_ref).await?;
+        if let Some(ep) = self.store.get_endpoint(&tenant.id, id).await? {
+            managed_by_source(&ep)?;
+        }
         if !self.store.delete_endpoint(&tenant.id, id).await? {
             return Err(ServiceError::NotFound("endpoint"));
         }

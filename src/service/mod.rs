@@ -7,6 +7,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod events;
+mod sources;
 mod tenants;
 
 use std::sync::Arc;
@@ -16,6 +17,10 @@ pub use auth::{generate_key, hash_key};
 pub use deliveries::{EndpointStats, LatencySummary};
 pub use endpoints::{EndpointChanges, NewEndpoint};
 pub use events::{NewEvent, Published};
+pub use sources::{
+    DestinationSpec, InboundPolicy, NewSource, ReceiveError, ReceiveReply, ReceivedRequest,
+    SourceChanges, SourceView,
+};
 pub use tenants::CreatedKey;
 
 use crate::delivery::DeliveryQueue;
@@ -61,6 +66,7 @@ pub struct Policy {
     pub rotation_grace: Duration,
     pub failing_after_failures: u32,
     pub default_timeout: Duration,
+    pub inbound: InboundPolicy,
 }
 
 #[derive(Clone)]

@@ -73,6 +73,8 @@ pub struct CachedStore<S> {
     enabled_endpoints: Map<String, Arc<Vec<Endpoint>>>,
     /// (tenant id, endpoint id) → the endpoint, or `None` when it does not exist.
     endpoints: Map<(String, String), Option<Endpoint>>,
+    /// Source id → the source, for the receive path (which names no tenant).
+    sources: Map<String, Option<Source>>,
 }
 
 impl<S: Store> CachedStore<S> {
@@ -84,7 +86,14 @@ impl<S: Store> CachedStore<S> {
             event_types: Map::new(ttl),
             enabled_endpoints: Map::new(ttl),
             endpoints: Map::new(ttl),
+            sources: Map::new(ttl),
         }
+    }
+
+    /// A source changed: its cached copy and every endpoint entry (its hidden ones) go.
+    fn forget_source(&self, id: &str) {
+        self.sources.remove(id);
+        self.endpoints.clear();
     }
 
     fn forget_endpoint(&self, tenant_id: &str, id: &str) {
@@ -155,6 +164,7 @@ impl<S: Store> Store for CachedStore<S> {
         self.api_keys.clear();
         self.enabled_endpoints.clear();
         self.endpoints.clear();
+        self.sources.clear();
         r
     }
 
@@ -376,5 +386,95 @@ impl<S: Store> Store for CachedStore<S> {
         page: PageRequest<'_>,
     ) -> Result<Page<OperationalEvent>> {
         self.inner.list_operational_events(tenant_id, page).await
+    }
+
+    async fn create_source(&self, source: Source, endpoints: Vec<Endpoint>) -> Result<()> {
+        let id = source.id.clone();
+        let r = self.inner.create_source(source, endpoints).await;
+        self.forget_source(&id);
+        r
+    }
+
+    async fn get_source(&self, tenant_id: &str, id: &str) -> Result<Option<Source>> {
+        self.inner.get_source(tenant_id, id).await
+    }
+
+    async fn find_source(&self, id: &str) -> Result<Option<Source>> {
+        if let Some(s) = self.sources.get(id) {
+            return Ok(s);
+        }
+        let found = self.inner.find_source(id).await?;
+        self.sources.put(id.to_string(), found.clone());
+        Ok(found)
+    }
+
+    async fn list_sources(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Source>> {
+        self.inner.list_sources(tenant_id, page).await
+    }
+
+    async fn update_source(
+        &self,
+        source: Source,
+        add: Vec<Endpoint>,
+        remove: Vec<String>,
+    ) -> Result<bool> {
+        let id = source.id.clone();
+        let r = self.inner.update_source(source, add, remove).await;
+        self.forget_source(&id);
+        r
+    }
+
+    async fn delete_source(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let r = self.inner.delete_source(tenant_id, id).await;
+        self.forget_source(id);
+        r
+    }
+
+    async fn store_unconfirmed_token(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        token: String,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let r = self
+            .inner
+            .store_unconfirmed_token(tenant_id, source_id, token, at)
+            .await;
+        self.sources.remove(source_id);
+        r
+    }
+
+    async fn accept_inbound(&self, accept: InboundAccept) -> Result<InboundAccepted> {
+        self.inner.accept_inbound(accept).await
+    }
+
+    async fn log_inbound(&self, request: InboundRequestLog) -> Result<()> {
+        self.inner.log_inbound(request).await
+    }
+
+    async fn list_inbound_requests(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        outcome: Option<InboundOutcome>,
+        page: PageRequest<'_>,
+    ) -> Result<Page<InboundRequestLog>> {
+        self.inner
+            .list_inbound_requests(tenant_id, source_id, outcome, page)
+            .await
+    }
+
+    async fn source_backlog(&self, source_id: &str) -> Result<u64> {
+        self.inner.source_backlog(source_id).await
+    }
+
+    async fn source_activity(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SourceActivity> {
+        self.inner.source_activity(tenant_id, source_id, now).await
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::source::{InboundOutcome, InboundRequestLog, Source, SourceActivity};
 use crate::domain::{
     ApiKey, Attempt, Delivery, DeliveryStatus, Endpoint, Event, EventType, OperationalEvent, Page,
     PageRequest, Tenant,
@@ -133,6 +134,38 @@ pub enum RetryOutcome {
     /// Still pending: a retry would only duplicate it.
     InProgress,
     Scheduled(Delivery),
+}
+
+/// An inbound request to store with everything it produces, in one durable write.
+#[derive(Debug, Clone)]
+pub struct InboundAccept {
+    /// The log row, with outcome `accepted` or `filtered`.
+    pub request: InboundRequestLog,
+    /// When set, a request is a duplicate when every one of its keys was recorded for the
+    /// same source at or after `since`: then only its log row is written.
+    pub dedup: Option<DedupCheck>,
+    /// The events to create, each with its deliveries.
+    pub events: Vec<(Event, Vec<NewDelivery>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DedupCheck {
+    /// One key per event the request carries (a batch has several).
+    pub keys: Vec<String>,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InboundAccepted {
+    Stored {
+        request: InboundRequestLog,
+        events: Vec<(Event, Vec<Delivery>)>,
+    },
+    /// Seen within the dedup window: logged as `duplicate` of `first_request_id`, nothing else.
+    Duplicate {
+        request: InboundRequestLog,
+        first_request_id: String,
+    },
 }
 
 #[async_trait]
@@ -265,4 +298,49 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: &str,
         page: PageRequest<'_>,
     ) -> Result<Page<OperationalEvent>>;
+
+    // Inbound sources.
+    /// Creates the source with the hidden endpoints of its HTTP destinations.
+    async fn create_source(&self, source: Source, endpoints: Vec<Endpoint>) -> Result<()>;
+    async fn get_source(&self, tenant_id: &str, id: &str) -> Result<Option<Source>>;
+    /// By id alone: for the public receive URL, which names no tenant.
+    async fn find_source(&self, id: &str) -> Result<Option<Source>>;
+    async fn list_sources(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Source>>;
+    /// Writes the source, creates `add` hidden endpoints and deletes `remove` ones
+    /// (cancelling their pending deliveries), in one transaction.
+    async fn update_source(
+        &self,
+        source: Source,
+        add: Vec<Endpoint>,
+        remove: Vec<String>,
+    ) -> Result<bool>;
+    /// Removes the source, its log, and its hidden endpoints (pending deliveries cancelled).
+    async fn delete_source(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// Keeps an unauthenticated set-up token for an operator to confirm.
+    async fn store_unconfirmed_token(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        token: String,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Dedup check, log row, events and deliveries: one durable write.
+    async fn accept_inbound(&self, accept: InboundAccept) -> Result<InboundAccepted>;
+    /// Logs a request that stores nothing else (a rejection, a handshake); may be relaxed.
+    async fn log_inbound(&self, request: InboundRequestLog) -> Result<()>;
+    async fn list_inbound_requests(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        outcome: Option<InboundOutcome>,
+        page: PageRequest<'_>,
+    ) -> Result<Page<InboundRequestLog>>;
+    /// Pending deliveries to the source's hidden endpoints: its backlog.
+    async fn source_backlog(&self, source_id: &str) -> Result<u64>;
+    async fn source_activity(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SourceActivity>;
 }

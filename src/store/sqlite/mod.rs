@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, one writer thread
 //! doing group commit (`writer.rs`) and a pool of read-only connections (`reader.rs`).
 
+mod inbound;
 mod reader;
 mod rows;
 mod writer;
@@ -18,7 +19,10 @@ use self::writer::Writer;
 use super::*;
 use crate::domain::{ApiKey, Delivery, Endpoint, Event, EventType, Page, PageRequest, Tenant, ids};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../../migrations/sqlite/0002_inbound.sql"),
+];
 const READERS: usize = 4;
 
 pub struct SqliteStore {
@@ -204,6 +208,32 @@ fn insert_delivery(
         created_at: at,
         updated_at: at,
     })
+}
+
+pub(crate) fn insert_endpoint(c: &Connection, ep: &Endpoint) -> rusqlite::Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16)"
+    ))?
+    .execute(params![
+        ep.id,
+        ep.tenant_id,
+        ep.url,
+        ep.description,
+        json(&ep.event_types),
+        json(&ep.channels),
+        json(&ep.secrets),
+        json(&ep.headers),
+        ep.timeout_ms.map(|v| v as i64),
+        ep.rate_limit_per_s,
+        ep.disabled,
+        json(&ep.metadata),
+        ep.retry_schedule.as_ref().map(json),
+        ms(ep.created_at),
+        ms(ep.updated_at),
+        ep.source_id
+    ])?;
+    Ok(())
 }
 
 fn lease_cols(lease: Option<&Lease>) -> (Option<&str>, Option<i64>) {
@@ -451,34 +481,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_endpoint(&self, ep: Endpoint) -> Result<()> {
-        self.write(move |c| {
-            c.execute(
-                &format!(
-                    "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL, NULL, NULL, NULL, ?14, ?15)"
-                ),
-                params![
-                    ep.id,
-                    ep.tenant_id,
-                    ep.url,
-                    ep.description,
-                    json(&ep.event_types),
-                    json(&ep.channels),
-                    json(&ep.secrets),
-                    json(&ep.headers),
-                    ep.timeout_ms.map(|v| v as i64),
-                    ep.rate_limit_per_s,
-                    ep.disabled,
-                    json(&ep.metadata),
-                    ep.retry_schedule.as_ref().map(json),
-                    ms(ep.created_at),
-                    ms(ep.updated_at)
-                ],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_endpoint(c, &ep).map_err(backend))
+            .await
     }
 
     async fn get_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<Endpoint>> {
@@ -503,7 +507,9 @@ impl Store for SqliteStore {
         self.read(move |c| {
             query_page(
                 c,
-                &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1"),
+                &format!(
+                    "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND source_id IS NULL"
+                ),
                 &[&tenant_id],
                 &as_page(&p),
                 endpoint_row,
@@ -517,7 +523,8 @@ impl Store for SqliteStore {
         let tenant_id = tenant_id.to_string();
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND disabled = 0"
+                "SELECT {ENDPOINT_COLUMNS} FROM endpoints
+                 WHERE tenant_id = ?1 AND disabled = 0 AND source_id IS NULL"
             ))?
             .query_map([tenant_id], endpoint_row)?
             .collect()
@@ -970,6 +977,78 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn create_source(&self, source: Source, endpoints: Vec<Endpoint>) -> Result<()> {
+        self.create_source_impl(source, endpoints).await
+    }
+
+    async fn get_source(&self, tenant_id: &str, id: &str) -> Result<Option<Source>> {
+        self.get_source_impl(Some(tenant_id.to_string()), id).await
+    }
+
+    async fn find_source(&self, id: &str) -> Result<Option<Source>> {
+        self.get_source_impl(None, id).await
+    }
+
+    async fn list_sources(&self, tenant_id: &str, page: PageRequest<'_>) -> Result<Page<Source>> {
+        self.list_sources_impl(tenant_id, page).await
+    }
+
+    async fn update_source(
+        &self,
+        source: Source,
+        add: Vec<Endpoint>,
+        remove: Vec<String>,
+    ) -> Result<bool> {
+        self.update_source_impl(source, add, remove).await
+    }
+
+    async fn delete_source(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        self.delete_source_impl(tenant_id, id).await
+    }
+
+    async fn store_unconfirmed_token(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        token: String,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.store_unconfirmed_token_impl(tenant_id, source_id, token, at)
+            .await
+    }
+
+    async fn accept_inbound(&self, accept: InboundAccept) -> Result<InboundAccepted> {
+        self.accept_inbound_impl(accept).await
+    }
+
+    async fn log_inbound(&self, request: InboundRequestLog) -> Result<()> {
+        self.log_inbound_impl(request).await
+    }
+
+    async fn list_inbound_requests(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        outcome: Option<InboundOutcome>,
+        page: PageRequest<'_>,
+    ) -> Result<Page<InboundRequestLog>> {
+        self.list_inbound_requests_impl(tenant_id, source_id, outcome, page)
+            .await
+    }
+
+    async fn source_backlog(&self, source_id: &str) -> Result<u64> {
+        self.source_backlog_impl(source_id).await
+    }
+
+    async fn source_activity(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SourceActivity> {
+        self.source_activity_impl(tenant_id, source_id, now).await
     }
 }
 

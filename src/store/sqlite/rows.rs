@@ -68,7 +68,7 @@ pub const ENDPOINT_COLUMNS: &str =
     "id, tenant_id, url, description, event_types, channels, secrets,
     headers, timeout_ms, rate_limit_per_s, disabled, metadata, retry_schedule,
     consecutive_failures, failing_since, last_success_at, last_failure_at, disabled_reason,
-    disabled_at, created_at, updated_at";
+    disabled_at, created_at, updated_at, source_id";
 
 pub fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     Ok(Endpoint {
@@ -95,6 +95,7 @@ pub fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         },
         created_at: from_ms(r.get(19)?),
         updated_at: from_ms(r.get(20)?),
+        source_id: r.get(21)?,
     })
 }
 
