@@ -20,6 +20,14 @@ pub fn metrics_handle() -> PrometheusHandle {
                     ],
                 )
                 .expect("static buckets")
+                .set_buckets_for_metric(
+                    Matcher::Full("webhook_inbound_verify_duration_seconds".into()),
+                    &[
+                        0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
+                        0.001, 0.002_5, 0.005, 0.01, 0.05,
+                    ],
+                )
+                .expect("static buckets")
                 .install_recorder()
                 .expect("only this function installs a metrics recorder")
         })
@@ -29,7 +37,11 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr; stdout carries only what is printed for the operator (the
+    // generated admin key).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {

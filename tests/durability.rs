@@ -4,52 +4,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_KEY, Answer, Receiver};
+use common::{ADMIN_KEY, Answer, Receiver, Server};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_server(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .arg("serve")
-        .env("HOOKRELAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKRELAY_DATA_DIR", dir)
-        .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
-        .env("HOOKRELAY_ALLOW_NETS", "127.0.0.1/32")
-        .env("HOOKRELAY_DELIVERY_POLL_INTERVAL", "100ms")
-        .env(
-            "HOOKRELAY_DELIVERY_RETRY_SCHEDULE",
-            "100ms,1s,2s,2s,2s,2s,2s,2s",
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hookrelay binary starts")
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("hookrelay did not become healthy at {base}");
-}
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
     let r = client
@@ -66,15 +25,23 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_event_survives_sigkill_and_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     // Before the crash every attempt fails, so all acknowledged work is pending (first
     // attempts or retries timed in memory) when the process dies.
     let receiver = Receiver::start(vec![Answer::status(503)]).await;
 
-    let mut child = start_server(dir.path(), port);
-    wait_healthy(&client, &base).await;
+    let env = [
+        ("HOOKRELAY_ADMIN_KEY", ADMIN_KEY),
+        ("HOOKRELAY_ALLOW_NETS", "127.0.0.1/32"),
+        ("HOOKRELAY_DELIVERY_POLL_INTERVAL", "100ms"),
+        (
+            "HOOKRELAY_DELIVERY_RETRY_SCHEDULE",
+            "100ms,1s,2s,2s,2s,2s,2s,2s",
+        ),
+    ];
+    let mut server = Server::start(dir.path(), 0, &env);
+    let port = server.addr.port();
+    let base = server.base();
     let tenant = post(
         &client,
         format!("{base}/api/v1/tenants"),
@@ -131,8 +98,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered() {
     while acked.lock().unwrap().len() < 1500 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    server.kill(); // SIGKILL
     for c in clients {
         let _ = c.await;
     }
@@ -145,8 +111,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered() {
     let attempts_before_restart = receiver.count();
     receiver.answer_from_now(vec![Answer::status(200)]);
 
-    let mut child = start_server(dir.path(), port);
-    wait_healthy(&client, &base).await;
+    let mut server = Server::start(dir.path(), port, &env);
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = loop {
         let seen: HashSet<String> = receiver.received()[attempts_before_restart..]
@@ -159,8 +124,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     eprintln!(
         "acknowledged {}, failed attempts before the kill {attempts_before_restart}, missing {missing}",
         acked.len()

@@ -137,7 +137,13 @@ async fn vector_is_accepted(provider: &str, at: Option<i64>, verification: Value
             assert_eq!(value, "<redacted>", "{name}");
         }
     }
-    assert_eq!(log[0]["body"], body.as_str());
+    // Slack's form body carries a legacy verification token: the log shows it redacted.
+    let expected = if provider == "slack" {
+        body.replace("xyzz0WbapA4vBCDEFasx0q6G", "REDACTED")
+    } else {
+        body.clone()
+    };
+    assert_eq!(log[0]["body"], expected.as_str());
     // Tampered, the same request is refused with the reason in the log.
     let mut tampered = body.into_bytes();
     tampered[0] ^= 1;

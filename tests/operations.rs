@@ -172,77 +172,56 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
 /// once and stores only its hash; a restart prints nothing and the key still works.
 #[tokio::test]
 async fn a_generated_admin_key_is_printed_once_and_stored_only_as_a_hash() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::io::Read;
 
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-            .arg("serve")
-            .env_remove("HOOKRELAY_ADMIN_KEY")
-            .env("HOOKRELAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKRELAY_DATA_DIR", dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+    let read_stdout = |server: &mut common::Server| {
+        server.kill();
+        let mut out = String::new();
+        server
+            .child
+            .stdout
+            .take()
             .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
     };
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let wait_ready = || async {
-        for _ in 0..400 {
-            if client.get(format!("{base}/health")).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("server did not start");
-    };
-
-    let mut first = start();
-    let mut key = None;
-    for line in BufReader::new(first.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(k) = line.split_whitespace().find(|w| w.starts_with("hr_")) {
-            key = Some(k.to_string());
-            break;
-        }
-    }
-    let key = key.expect("the first start prints a key");
-    wait_ready().await;
+    // Without HOOKRELAY_ADMIN_KEY (the harness never sets it for the binary).
+    let mut first = common::Server::start(dir.path(), 0, &[]);
+    let base = first.base();
     let list = |k: String| {
         client
             .get(format!("{base}/api/v1/tenants"))
             .bearer_auth(k)
             .send()
     };
-    assert_eq!(list(key.clone()).await.unwrap().status(), 200);
-    assert_eq!(list("hr_wrong".into()).await.unwrap().status(), 401);
-    first.kill().unwrap();
-    first.wait().unwrap();
+    let printed = {
+        // The key is printed before the server listens, so it is in the pipe already.
+        let out = read_stdout(&mut first);
+        out.split_whitespace()
+            .find(|w| w.starts_with("hr_"))
+            .map(|k| k.trim_end_matches('`').to_string())
+            .expect("the first start prints a key")
+    };
+    let port = first.addr.port();
 
     // Only the hash is on disk.
     let db = std::fs::read(dir.path().join("hookrelay.db")).unwrap();
     let wal = std::fs::read(dir.path().join("hookrelay.db-wal")).unwrap_or_default();
     for bytes in [&db, &wal] {
         assert!(
-            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            !bytes
+                .windows(printed.len())
+                .any(|w| w == printed.as_bytes()),
             "the admin key is stored in clear"
         );
     }
 
-    let mut second = start();
-    wait_ready().await;
-    assert_eq!(list(key.clone()).await.unwrap().status(), 200);
-    second.kill().unwrap();
-    second.wait().unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut second.stdout.take().unwrap(), &mut out).unwrap();
+    let mut second = common::Server::start(dir.path(), port, &[]);
+    assert_eq!(list(printed.clone()).await.unwrap().status(), 200);
+    assert_eq!(list("hr_wrong".into()).await.unwrap().status(), 401);
+    let out = read_stdout(&mut second);
     assert!(!out.contains("hr_"), "a restart printed a key again: {out}");
 }

@@ -85,12 +85,127 @@ impl SourceSettings {
         }
     }
 
+    /// The body as it may be shown (request log) or passed on (destinations): credentials
+    /// that some schemes carry *inside* the body are replaced by `REDACTED` — Zoho's
+    /// registered token, Salesforce's `SessionId`, Slack's legacy `token=` form field. Only
+    /// for display and routing: signatures are always checked on the raw body.
+    pub fn redact_body<'b>(&self, body: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        use std::borrow::Cow;
+        match self {
+            SourceSettings::Zoho(z) => match &z.scheme {
+                super::providers::zoho::ZohoScheme::TokenField(field) => {
+                    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(body)
+                    else {
+                        return Cow::Borrowed(body);
+                    };
+                    match map.get_mut(field.as_str()) {
+                        Some(v) => *v = serde_json::Value::String(REDACTED.into()),
+                        None => return Cow::Borrowed(body),
+                    }
+                    Cow::Owned(serde_json::to_vec(&map).unwrap_or_else(|_| body.to_vec()))
+                }
+                _ => Cow::Borrowed(body),
+            },
+            SourceSettings::Salesforce(_) => redact_xml_element(body, b"SessionId"),
+            SourceSettings::Slack(_) => redact_form_field(body, b"token"),
+            _ => Cow::Borrowed(body),
+        }
+    }
+
     /// The error a verifier answers when handed another provider's settings.
     pub(crate) fn mismatch(&self, verifier: &str) -> VerifyError {
         VerifyError::Misconfigured(format!(
             "settings are for provider `{}`, not `{verifier}`",
             self.provider()
         ))
+    }
+}
+
+const REDACTED: &str = "REDACTED";
+
+/// `<x:Name ...>secret</x:Name>` → `<x:Name ...>REDACTED</x:Name>`, every occurrence.
+fn redact_xml_element<'b>(body: &'b [u8], name: &[u8]) -> std::borrow::Cow<'b, [u8]> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    let mut changed = false;
+    while let Some(open) = find(rest, b"<") {
+        let (head, tag) = rest.split_at(open);
+        out.extend_from_slice(head);
+        let Some(end) = find(tag, b">") else {
+            rest = tag;
+            break;
+        };
+        let tag_name = tag[1..end]
+            .split(|c| c.is_ascii_whitespace())
+            .next()
+            .unwrap_or_default();
+        let local = tag_name.rsplit(|c| *c == b':').next().unwrap_or_default();
+        out.extend_from_slice(&tag[..=end]);
+        rest = &tag[end + 1..];
+        if local == name && !tag_name.starts_with(b"/") && !tag[..end].ends_with(b"/") {
+            let text_end = find(rest, b"<").unwrap_or(rest.len());
+            if text_end > 0 {
+                out.extend_from_slice(REDACTED.as_bytes());
+                changed = true;
+            }
+            rest = &rest[text_end..];
+        }
+    }
+    out.extend_from_slice(rest);
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+/// `a=1&token=secret&b=2` → `a=1&token=REDACTED&b=2`.
+fn redact_form_field<'b>(body: &'b [u8], name: &[u8]) -> std::borrow::Cow<'b, [u8]> {
+    if !body
+        .split(|c| *c == b'&')
+        .any(|pair| pair.starts_with(name) && pair.get(name.len()) == Some(&b'='))
+    {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let pairs: Vec<Vec<u8>> = body
+        .split(|c| *c == b'&')
+        .map(|pair| {
+            if pair.starts_with(name) && pair.get(name.len()) == Some(&b'=') {
+                [name, b"=", REDACTED.as_bytes()].concat()
+            } else {
+                pair.to_vec()
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(pairs.join(&b'&'))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn in_body_credentials_are_redacted_for_display() {
+        let xml = b"<soapenv:Body><notifications><OrganizationId>00D</OrganizationId><SessionId>sess-secret</SessionId><sf:SessionId xsi:nil=\"true\"/></notifications></soapenv:Body>";
+        let out = redact_xml_element(xml, b"SessionId");
+        let text = String::from_utf8(out.into_owned()).unwrap();
+        assert!(!text.contains("sess-secret"), "{text}");
+        assert!(text.contains("<SessionId>REDACTED</SessionId>"), "{text}");
+        assert!(
+            text.contains("<OrganizationId>00D</OrganizationId>"),
+            "{text}"
+        );
+
+        let form = redact_form_field(b"token=xyzz&team_id=T1&tokenized=1", b"token");
+        assert_eq!(&*form, b"token=REDACTED&team_id=T1&tokenized=1");
+        assert!(matches!(
+            redact_form_field(b"a=1", b"token"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }
 

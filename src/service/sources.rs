@@ -541,7 +541,7 @@ impl Service {
                 routing_error: None,
             }
         };
-        let Some(body) = req.body.clone() else {
+        let Some(raw) = req.body.clone() else {
             self.reject(log(
                 InboundOutcome::Rejected,
                 Some("too_large".into()),
@@ -550,6 +550,9 @@ impl Service {
             .await;
             return Err(ReceiveError::TooLarge);
         };
+        // Signatures are checked on `raw`; what is logged or routed is `body`, with any
+        // credential the scheme carries inside the body redacted.
+        let body = source.settings.redact_body(&raw).into_owned();
         if !source.enabled {
             self.reject(log(
                 InboundOutcome::Rejected,
@@ -571,10 +574,17 @@ impl Service {
             method: &req.method,
             url: &url,
             headers: &req.headers,
-            body: &body,
+            body: &raw,
         };
         let ctx = VerifyContext::at(received_at + self.policy.inbound.clock_offset);
-        let verified = match crate::inbound::verify_request(&inbound, &source.settings, &ctx) {
+        let started = std::time::Instant::now();
+        let result = crate::inbound::verify_request(&inbound, &source.settings, &ctx);
+        metrics::histogram!(
+            "webhook_inbound_verify_duration_seconds",
+            "provider" => source.provider()
+        )
+        .record(started.elapsed().as_secs_f64());
+        let verified = match result {
             Ok(v) => v,
             Err(e) => {
                 tracing::info!(source = %source.id, reason = e.code(), "inbound request rejected");
@@ -619,7 +629,7 @@ impl Service {
         let event = &verified.event;
         entry.provider_event_id = event.id.clone();
         entry.event_type = event.event_type.clone();
-        let keys = source::dedup_keys(event.id.as_deref(), &verified.batch, &body);
+        let keys = source::dedup_keys(event.id.as_deref(), &verified.batch, &raw);
         entry.dedup_key = Some(keys.join(" "));
         let dedup = (source.dedup_window_s > 0).then(|| DedupCheck {
             keys,

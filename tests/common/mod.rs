@@ -374,3 +374,65 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     }
     resp
 }
+
+/// The real `hookrelay` binary, started on `port` (0: any free port, read back from its log,
+/// so no other test can take the port in between).
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
+        // Only what the test says: nothing inherited from the shell's HOOKRELAY_* variables.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("HOOKRELAY_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.arg("serve")
+            .env("HOOKRELAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKRELAY_DATA_DIR", dir)
+            .env("HOOKRELAY_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the hookrelay binary starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("hookrelay exited before listening: {:?}", child.try_wait());
+            };
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if entry["fields"]["message"] == "hookrelay listening" {
+                break entry["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
