@@ -1,0 +1,474 @@
+//! The figures of a run against SPEC §9, the medians of several runs, the table and the JSON.
+
+use serde::Serialize;
+
+use crate::scenarios::{
+    CeilingResult, ChildStats, CpuShare, DeliverResult, LatencyResult, PublishResult,
+};
+
+/// Everything one pass over the selected scenarios measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunResult {
+    pub ceiling: Option<CeilingResult>,
+    pub publish: Option<PublishResult>,
+    pub deliver: Option<DeliverResult>,
+    pub fanout: Option<DeliverResult>,
+    pub latency: Option<LatencyResult>,
+    /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB.
+    pub rss_idle_mb: Option<f64>,
+    pub rss_peak_mb: Option<f64>,
+    pub rss_peak_scenario: Option<String>,
+    /// Measurements thrown away and redone because other processes disturbed them.
+    pub redone: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum Cmp {
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub value: Option<f64>,
+    pub target_cmp: Option<Cmp>,
+    pub target: Option<f64>,
+    pub met: Option<bool>,
+    /// value / sink ceiling, for throughput figures.
+    pub of_ceiling: Option<f64>,
+    /// Per-run values the median was taken from (medians only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Option<f64>>,
+}
+
+struct Def {
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    target: Option<(Cmp, f64)>,
+    vs_ceiling: bool,
+}
+
+const fn def(
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    target: Option<(Cmp, f64)>,
+    vs_ceiling: bool,
+) -> Def {
+    Def {
+        key,
+        label,
+        unit,
+        target,
+        vs_ceiling,
+    }
+}
+
+use Cmp::{AtLeast, AtMost};
+
+const DEFS: &[Def] = &[
+    def(
+        "ceiling_rps",
+        "1 sink ceiling, same load tool",
+        "req/s",
+        None,
+        true,
+    ),
+    def(
+        "publish_rps",
+        "2 durable publish, workers off",
+        "events/s",
+        Some((AtLeast, 20_000.0)),
+        true,
+    ),
+    def("publish_api_p50", "2   publish API p50", "ms", None, false),
+    def("publish_api_p99", "2   publish API p99", "ms", None, false),
+    def(
+        "deliver_rps",
+        "3 publish+deliver, 1 endpoint",
+        "delivered/s",
+        Some((AtLeast, 10_000.0)),
+        true,
+    ),
+    def(
+        "deliver_publish_rps",
+        "3   publish rate meanwhile",
+        "events/s",
+        None,
+        true,
+    ),
+    def(
+        "deliver_drain_s",
+        "3   backlog drain after publishing",
+        "s",
+        None,
+        false,
+    ),
+    def(
+        "fanout_rps",
+        "4 fan-out to 10 endpoints",
+        "deliveries/s",
+        Some((AtLeast, 20_000.0)),
+        true,
+    ),
+    def(
+        "fanout_publish_rps",
+        "4   publish rate meanwhile",
+        "events/s",
+        None,
+        true,
+    ),
+    def(
+        "fanout_drain_s",
+        "4   backlog drain after publishing",
+        "s",
+        None,
+        false,
+    ),
+    def(
+        "latency_e2e_p50",
+        "5 publish→receive p50",
+        "ms",
+        None,
+        false,
+    ),
+    def(
+        "latency_e2e_p99",
+        "5 publish→receive p99",
+        "ms",
+        Some((AtMost, 25.0)),
+        false,
+    ),
+    def(
+        "latency_e2e_p999",
+        "5 publish→receive p99.9",
+        "ms",
+        None,
+        false,
+    ),
+    def("latency_api_p50", "5 publish API p50", "ms", None, false),
+    def(
+        "latency_api_p99",
+        "5 publish API p99",
+        "ms",
+        Some((AtMost, 10.0)),
+        false,
+    ),
+    def(
+        "latency_achieved_rps",
+        "5   achieved publish rate",
+        "events/s",
+        None,
+        false,
+    ),
+    def(
+        "rss_idle_mb",
+        "6 RSS idle",
+        "MB",
+        Some((AtMost, 30.0)),
+        false,
+    ),
+    def(
+        "rss_peak_mb",
+        "6 RSS peak (VmHWM)",
+        "MB",
+        Some((AtMost, 150.0)),
+        false,
+    ),
+];
+
+fn value(run: &RunResult, key: &str) -> Option<f64> {
+    let d = |r: &Option<DeliverResult>, f: fn(&DeliverResult) -> f64| r.as_ref().map(f);
+    match key {
+        "ceiling_rps" => run.ceiling.as_ref().map(|c| c.load.per_s),
+        "publish_rps" => run.publish.as_ref().map(|p| p.load.per_s),
+        "publish_api_p50" => run.publish.as_ref()?.load.api.map(|a| a.p50_ms),
+        "publish_api_p99" => run.publish.as_ref()?.load.api.map(|a| a.p99_ms),
+        "deliver_rps" => d(&run.deliver, |r| r.delivered_per_s),
+        "deliver_publish_rps" => d(&run.deliver, |r| r.publish.per_s),
+        "deliver_drain_s" => d(&run.deliver, |r| r.drain_s),
+        "fanout_rps" => d(&run.fanout, |r| r.delivered_per_s),
+        "fanout_publish_rps" => d(&run.fanout, |r| r.publish.per_s),
+        "fanout_drain_s" => d(&run.fanout, |r| r.drain_s),
+        "latency_e2e_p50" => run.latency.as_ref()?.end_to_end.map(|p| p.p50_ms),
+        "latency_e2e_p99" => run.latency.as_ref()?.end_to_end.map(|p| p.p99_ms),
+        "latency_e2e_p999" => run.latency.as_ref()?.end_to_end.map(|p| p.p999_ms),
+        "latency_api_p50" => run.latency.as_ref()?.publish.api.map(|p| p.p50_ms),
+        "latency_api_p99" => run.latency.as_ref()?.publish.api.map(|p| p.p99_ms),
+        "latency_achieved_rps" => run.latency.as_ref().map(|l| l.publish.per_s),
+        "rss_idle_mb" => run.rss_idle_mb,
+        "rss_peak_mb" => run.rss_peak_mb,
+        _ => None,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The figures of each run's median (a single run is its own median).
+pub fn figures(runs: &[RunResult]) -> Vec<Figure> {
+    let ceiling = median(
+        runs.iter()
+            .filter_map(|r| value(r, "ceiling_rps"))
+            .collect(),
+    );
+    DEFS.iter()
+        .filter_map(|d| {
+            let per_run: Vec<Option<f64>> = runs.iter().map(|r| value(r, d.key)).collect();
+            let v = median(per_run.iter().flatten().copied().collect())?;
+            Some(Figure {
+                key: d.key,
+                label: d.label,
+                unit: d.unit,
+                value: Some(v),
+                target_cmp: d.target.map(|t| t.0),
+                target: d.target.map(|t| t.1),
+                met: d.target.map(|(cmp, t)| match cmp {
+                    AtLeast => v >= t,
+                    AtMost => v <= t,
+                }),
+                of_ceiling: if d.vs_ceiling {
+                    ceiling.map(|c| v / c)
+                } else {
+                    None
+                },
+                runs: if runs.len() > 1 { per_run } else { Vec::new() },
+            })
+        })
+        .collect()
+}
+
+fn number(v: f64, unit: &str) -> String {
+    if unit == "ms" || unit == "s" || unit == "MB" {
+        format!("{v:.2}")
+    } else {
+        let n = v.round() as i64;
+        let s = n.abs().to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if n < 0 { format!("-{out}") } else { out }
+    }
+}
+
+pub fn table(figures: &[Figure]) -> String {
+    let mut rows = vec![[
+        "figure".to_string(),
+        "value".to_string(),
+        "SPEC §9 target".to_string(),
+        "met?".to_string(),
+        "of ceiling".to_string(),
+    ]];
+    for f in figures {
+        let value = f
+            .value
+            .map(|v| format!("{} {}", number(v, f.unit), f.unit))
+            .unwrap_or_else(|| "—".into());
+        let target = match (f.target_cmp, f.target) {
+            (Some(AtLeast), Some(t)) => format!("≥ {} {}", number(t, f.unit), f.unit),
+            (Some(AtMost), Some(t)) => format!("≤ {} {}", number(t, f.unit), f.unit),
+            _ => "—".into(),
+        };
+        let met = match f.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "—",
+        };
+        let ceiling = f
+            .of_ceiling
+            .map(|c| format!("{:.1}%", c * 100.0))
+            .unwrap_or_else(|| "—".into());
+        rows.push([f.label.to_string(), value, target, met.to_string(), ceiling]);
+    }
+    rows.push([
+        "  inbound verify + durable accept".into(),
+        "not measured".into(),
+        "≥ 20,000 req/s".into(),
+        "—".into(),
+        "—".into(),
+    ]);
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| {
+                let pad = w - cell.chars().count();
+                if c == 1 {
+                    format!("{}{cell}", " ".repeat(pad))
+                } else {
+                    format!("{cell}{}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 8));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Things worth a look that the table does not show: failures, losses, duplicates, logs.
+pub fn notes(run: &RunResult) -> Vec<String> {
+    let mut notes: Vec<String> = run
+        .redone
+        .iter()
+        .map(|r| format!("measured again: {r}"))
+        .collect();
+    let mut load = |name: &str, errors: &Option<String>| {
+        if let Some(e) = errors {
+            notes.push(format!("{name}: {e}"));
+        }
+    };
+    if let Some(c) = &run.ceiling {
+        load("ceiling", &c.load.errors);
+    }
+    if let Some(p) = &run.publish {
+        load("publish", &p.load.errors);
+    }
+    for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
+        if let Some(r) = r {
+            load(name, &r.publish.errors);
+        }
+    }
+    if let Some(l) = &run.latency {
+        load("latency", &l.publish.errors);
+    }
+    for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
+        let Some(r) = r else { continue };
+        if !r.drained {
+            notes.push(format!(
+                "{name}: backlog not drained: {} of {} deliveries arrived",
+                r.delivered, r.expected
+            ));
+        }
+        if r.duplicates > 0 {
+            notes.push(format!("{name}: {} duplicate deliveries", r.duplicates));
+        }
+    }
+    if let Some(l) = &run.latency {
+        if l.undelivered > 0 {
+            notes.push(format!(
+                "latency: {} published events never reached the sink",
+                l.undelivered
+            ));
+        }
+        if l.duplicates > 0 {
+            notes.push(format!("latency: {} duplicate deliveries", l.duplicates));
+        }
+        if l.publish.ok + l.publish.failed < l.offered {
+            notes.push(format!(
+                "latency: only {} of {} offered requests were sent",
+                l.publish.ok + l.publish.failed,
+                l.offered
+            ));
+        }
+    }
+    let children = [
+        ("publish", run.publish.as_ref().map(|r| &r.child)),
+        ("deliver", run.deliver.as_ref().map(|r| &r.child)),
+        ("fanout", run.fanout.as_ref().map(|r| &r.child)),
+        ("latency", run.latency.as_ref().map(|r| &r.child)),
+    ];
+    for (name, child) in children {
+        let Some(c) = child else { continue };
+        if c.log_problem_lines > 0 {
+            notes.push(format!(
+                "{name}: hookrelay logged {} WARN/ERROR lines, first: {}",
+                c.log_problem_lines,
+                c.log_problems.first().map(String::as_str).unwrap_or("")
+            ));
+        }
+    }
+    notes
+}
+
+/// Where CPU went in each scenario's load phase (% of one core: hookrelay, this process,
+/// everything else) and the child's mean group commit size.
+pub fn cpu_line(run: &RunResult) -> String {
+    let pct = |v: Option<f64>| v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "?".into());
+    let share = |c: &CpuShare| {
+        format!(
+            "hookrelay {} bench {} other {} (+{} MB/s other disk writes)",
+            pct(c.hookrelay),
+            pct(c.bench),
+            pct(c.other),
+            c.other_disk_write_mb_s
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "?".into())
+        )
+    };
+    let gc = |c: &ChildStats| {
+        c.group_commit_mean_size
+            .map(|m| format!(", {m:.1} writes/commit"))
+            .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    if let Some(c) = &run.ceiling {
+        parts.push(format!("ceiling: {}", share(&c.load.cpu)));
+    }
+    if let Some(p) = &run.publish {
+        parts.push(format!("publish: {}{}", share(&p.load.cpu), gc(&p.child)));
+    }
+    for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
+        if let Some(r) = r {
+            parts.push(format!("{name}: {}{}", share(&r.publish.cpu), gc(&r.child)));
+        }
+    }
+    if let Some(l) = &run.latency {
+        parts.push(format!(
+            "latency: {}{}",
+            share(&l.publish.cpu),
+            gc(&l.child)
+        ));
+    }
+    parts.join("\n  ")
+}
+
+/// Each scenario's load-phase CPU and disk shares, to judge how quiet the machine was.
+pub fn shares(run: &RunResult) -> Vec<(&'static str, CpuShare)> {
+    let mut shares = Vec::new();
+    if let Some(c) = &run.ceiling {
+        shares.push(("ceiling", c.load.cpu));
+    }
+    if let Some(p) = &run.publish {
+        shares.push(("publish", p.load.cpu));
+    }
+    if let Some(r) = &run.deliver {
+        shares.push(("deliver", r.publish.cpu));
+    }
+    if let Some(r) = &run.fanout {
+        shares.push(("fanout", r.publish.cpu));
+    }
+    if let Some(l) = &run.latency {
+        shares.push(("latency", l.publish.cpu));
+    }
+    shares
+}
