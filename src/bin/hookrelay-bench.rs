@@ -1,9 +1,10 @@
 //! `hookrelay-bench`: measures an already-built hookrelay against the figures of SPEC §9.
 //!
-//! It builds nothing. For each scenario it starts `target/release/hookrelay` (or
-//! `--hookrelay PATH`) as a child on a fresh temporary data directory and a free 127.0.0.1
-//! port, sets it up through the API, drives it with an in-process load generator, receives
-//! its deliveries in an in-process sink, and kills it. All traffic stays on 127.0.0.1.
+//! It builds nothing. For each scenario it starts the `hookrelay` beside its own executable
+//! (else `target/release/hookrelay`, or `--hookrelay PATH`) as a child on a fresh temporary
+//! data directory and a free 127.0.0.1 port, sets it up through the API, drives it with an
+//! in-process load generator, receives its deliveries in an in-process sink, and kills it.
+//! All traffic stays on 127.0.0.1.
 //!
 //! ```text
 //! cargo build --release --bins
@@ -12,8 +13,9 @@
 //!
 //! Scenarios: `ceiling` (the sink alone under the same load tool), `publish` (durable
 //! publish, workers off), `deliver` (publish + deliver to 1 endpoint), `fanout` (10
-//! endpoints), `latency` (open loop at `--rate`), `rss` (idle and peak resident memory,
-//! taken from the other scenarios' children, or from a child of its own when run alone).
+//! endpoints), `latency` (open loop at `--rate`), `inbound` (signed GitHub deliveries to a
+//! source whose HTTP destination is the sink), `rss` (idle and peak resident memory, taken
+//! from the other scenarios' children, or from a child of its own when run alone).
 
 #[path = "hookrelay_bench/child.rs"]
 mod child;
@@ -52,9 +54,10 @@ struct Args {
     /// Offered publish rate of the latency scenario, events/s.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// The hookrelay binary to run.
-    #[arg(long, default_value = "target/release/hookrelay")]
-    hookrelay: PathBuf,
+    /// The hookrelay binary to run [default: `hookrelay` beside this executable, else
+    /// target/release/hookrelay].
+    #[arg(long)]
+    hookrelay: Option<PathBuf>,
     /// Run only these scenarios (repeatable, or comma-separated); all when left out.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -104,7 +107,18 @@ enum Scenario {
     Deliver,
     Fanout,
     Latency,
+    Inbound,
     Rss,
+}
+
+/// The hookrelay beside this executable (the same build, wherever CARGO_TARGET_DIR put it),
+/// else target/release/hookrelay.
+fn default_hookrelay() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("hookrelay"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("target/release/hookrelay"))
 }
 
 fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
@@ -148,7 +162,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(mut args: Args) -> anyhow::Result<()> {
+    let hookrelay = args.hookrelay.take().unwrap_or_else(default_hookrelay);
     if args.clients == 0 || args.repeat == 0 || args.fanout == 0 {
         bail!("--clients, --repeat and --fanout must be at least 1");
     }
@@ -161,14 +176,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Scenario::Deliver,
         Scenario::Fanout,
         Scenario::Latency,
+        Scenario::Inbound,
         Scenario::Rss,
     ]
     .into_iter()
     .any(wanted);
-    if needs_child && !args.hookrelay.is_file() {
+    if needs_child && !hookrelay.is_file() {
         bail!(
             "{} not found: build it first (cargo build --release --bins) or pass --hookrelay PATH",
-            args.hookrelay.display()
+            hookrelay.display()
         );
     }
     let data_root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
@@ -183,7 +199,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let ctx = Ctx {
-        hookrelay: args.hookrelay.clone(),
+        hookrelay: hookrelay.clone(),
         data_root: data_root.clone(),
         duration: args.duration,
         clients: args.clients,
@@ -194,11 +210,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rust_log: args.child_log.clone(),
         dump_latencies: args.dump_latencies.clone(),
         body: scenarios::publish_body(args.payload_bytes),
+        payload_bytes: args.payload_bytes,
         sink: Sink::start().await?,
     };
     eprintln!(
         "hookrelay-bench: {} · data in {} ({}) · {} clients · {:?} per scenario · {} B payloads · sink on {}",
-        args.hookrelay.display(),
+        hookrelay.display(),
         data_root.display(),
         data_fs.as_deref().unwrap_or("?"),
         args.clients,
@@ -257,8 +274,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let doc = json!({
         "timestamp": now.to_rfc3339(),
-        "hookrelay": args.hookrelay.display().to_string(),
-        "hookrelay_modified": std::fs::metadata(&args.hookrelay)
+        "hookrelay": hookrelay.display().to_string(),
+        "hookrelay_modified": std::fs::metadata(&hookrelay)
             .and_then(|m| m.modified())
             .ok()
             .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()),
@@ -422,11 +439,18 @@ async fn run_once(
         );
         run.latency = Some(r.await?);
     }
+    if wanted(Scenario::Inbound) {
+        let label =
+            "inbound: signed GitHub deliveries, verify + durable accept, 1 HTTP destination";
+        let r = measure(label, patience, redone, || ctx.inbound(), |r| r.load.cpu);
+        run.inbound = Some(r.await?);
+    }
     let mut children: Vec<(&str, ChildStats)> = [
         ("publish", run.publish.as_ref().map(|r| r.child.clone())),
         ("deliver", run.deliver.as_ref().map(|r| r.child.clone())),
         ("fanout", run.fanout.as_ref().map(|r| r.child.clone())),
         ("latency", run.latency.as_ref().map(|r| r.child.clone())),
+        ("inbound", run.inbound.as_ref().map(|r| r.child.clone())),
     ]
     .into_iter()
     .filter_map(|(n, c)| Some((n, c?)))

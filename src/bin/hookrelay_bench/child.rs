@@ -193,6 +193,34 @@ impl Hookrelay {
         ))
     }
 
+    /// The tenant and a GitHub source verified with `secret` whose one destination is the
+    /// sink's [`INBOUND_PATH`](crate::sink::INBOUND_PATH). Answers the source's receive URL.
+    pub async fn set_up_inbound(&self, sink: SocketAddr, secret: &str) -> anyhow::Result<String> {
+        self.create(
+            "/api/v1/tenants",
+            json!({"uid": TENANT_UID, "name": "Benchmark"}),
+        )
+        .await?;
+        let source = self
+            .create(
+                &format!("/api/v1/tenants/{TENANT_UID}/sources"),
+                json!({
+                    "name": "bench-github",
+                    "provider": "github",
+                    "verification": {"secrets": [secret]},
+                    "destinations": [{
+                        "type": "http",
+                        "url": format!("http://{sink}{}", crate::sink::INBOUND_PATH),
+                    }],
+                }),
+            )
+            .await?;
+        let id = source["id"]
+            .as_str()
+            .with_context(|| format!("source answer without an id: {source}"))?;
+        Ok(format!("{}/in/{id}", self.base()))
+    }
+
     /// The child's Prometheus text (`/metrics`), if it answers.
     pub async fn metrics(&self) -> Option<String> {
         let url = format!("{}/metrics", self.base());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,6 +31,17 @@ pub fn new_client() -> HttpClient {
         .build(http)
 }
 
+/// One request made for a client: its id (kept for each answer that is as expected), extra
+/// headers and body.
+pub struct Made {
+    pub id: Box<str>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// Makes request `n` of client `k` (each pair once): unique ids, per-request signatures.
+pub type MakeRequest = dyn Fn(usize, u64) -> Made + Send + Sync;
+
 /// What every request of a run looks like.
 pub struct Target {
     pub uri: Uri,
@@ -39,6 +50,32 @@ pub struct Target {
     pub auth: Option<HeaderValue>,
     pub body: Bytes,
     pub expect: StatusCode,
+    /// An answer counts only when its body also contains this (e.g. `"outcome":"accepted"`).
+    pub expect_in_body: Option<&'static [u8]>,
+    /// Builds each request's headers and body instead of `body`; the ids of the requests
+    /// answered as expected are kept in `LoadOutcome::ids`.
+    pub make: Option<Arc<MakeRequest>>,
+}
+
+impl Target {
+    /// A target sending `body` as is.
+    pub fn fixed(
+        uri: Uri,
+        warm_uri: Uri,
+        auth: Option<HeaderValue>,
+        body: Bytes,
+        expect: StatusCode,
+    ) -> Target {
+        Target {
+            uri,
+            warm_uri,
+            auth,
+            body,
+            expect,
+            expect_in_body: None,
+            make: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -46,12 +83,15 @@ pub struct LoadOutcome {
     pub ok: u64,
     pub transport_errors: u64,
     pub bad_status: BTreeMap<u16, u64>,
+    /// Answers with the expected status whose body lacked `Target::expect_in_body`.
+    pub wrong_answers: u64,
     pub first_error: Option<String>,
     /// Per successful request: microseconds from send (closed loop) or from the scheduled
     /// time (open loop) to the complete answer.
     pub latencies_us: Vec<u64>,
     /// Open loop with ids wanted: (event id from the answer, scheduled send time, API
-    /// latency in microseconds).
+    /// latency in microseconds). With `Target::make`: the made request's id, its send time
+    /// and latency, for each request answered as expected.
     pub ids: Vec<(Box<str>, Instant, u64)>,
     /// Requests the open loop should have sent (rate × duration).
     pub offered: u64,
@@ -61,7 +101,7 @@ pub struct LoadOutcome {
 
 impl LoadOutcome {
     pub fn failed(&self) -> u64 {
-        self.transport_errors + self.bad_status.values().sum::<u64>()
+        self.transport_errors + self.wrong_answers + self.bad_status.values().sum::<u64>()
     }
 
     pub fn per_sec(&self) -> f64 {
@@ -71,6 +111,7 @@ impl LoadOutcome {
     fn merge(&mut self, other: LoadOutcome) {
         self.ok += other.ok;
         self.transport_errors += other.transport_errors;
+        self.wrong_answers += other.wrong_answers;
         for (k, v) in other.bad_status {
             *self.bad_status.entry(k).or_default() += v;
         }
@@ -90,8 +131,13 @@ impl LoadOutcome {
             .iter()
             .map(|(s, n)| format!("{n}×{s}"))
             .collect();
+        let wrong = if self.wrong_answers > 0 {
+            format!(", {} unexpected answers", self.wrong_answers)
+        } else {
+            String::new()
+        };
         Some(format!(
-            "{} failed ({} transport errors{}{}); first: {}",
+            "{} failed ({} transport errors{}{}{wrong}); first: {}",
             self.failed(),
             self.transport_errors,
             if statuses.is_empty() { "" } else { ", " },
@@ -101,14 +147,25 @@ impl LoadOutcome {
     }
 }
 
-async fn send(client: &HttpClient, target: &Target) -> anyhow::Result<(StatusCode, Bytes)> {
+async fn send(
+    client: &HttpClient,
+    target: &Target,
+    made: Option<Made>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let mut req = Request::post(target.uri.clone()).header(CONTENT_TYPE, "application/json");
     if let Some(auth) = &target.auth {
         req = req.header(AUTHORIZATION, auth.clone());
     }
-    let resp = client
-        .request(req.body(Full::new(target.body.clone()))?)
-        .await?;
+    let body = match made {
+        Some(made) => {
+            for (name, value) in made.headers {
+                req = req.header(name, value);
+            }
+            made.body
+        }
+        None => target.body.clone(),
+    };
+    let resp = client.request(req.body(Full::new(body))?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     Ok((status, body))
@@ -211,10 +268,14 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
             match &*mode {
                 Mode::Closed { duration } => {
                     let deadline = start + *duration;
+                    let mut n = 0u64;
                     while Instant::now() < deadline {
+                        let made = target.make.as_ref().map(|make| make(k, n));
+                        n += 1;
+                        let id = made.as_ref().map(|m| m.id.clone());
                         let t0 = Instant::now();
-                        let result = send(&client, &target).await;
-                        note(&mut out, result, &target, t0, false).await;
+                        let result = send(&client, &target, made).await;
+                        note(&mut out, result, &target, t0, Sent::from(id)).await;
                     }
                 }
                 Mode::Open {
@@ -226,8 +287,14 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
                     while i < *total {
                         let due = start + Duration::from_secs_f64(i as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
-                        let result = send(&client, &target).await;
-                        note(&mut out, result, &target, due, *want_ids).await;
+                        let made = target.make.as_ref().map(|make| make(k, i));
+                        let sent = match made.as_ref() {
+                            Some(m) => Sent::Id(m.id.clone()),
+                            None if *want_ids => Sent::FromAnswer,
+                            None => Sent::Untracked,
+                        };
+                        let result = send(&client, &target, made).await;
+                        note(&mut out, result, &target, due, sent).await;
                         i += clients as u64;
                     }
                 }
@@ -253,27 +320,60 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
     Ok(total)
 }
 
+/// Which id to keep for a request answered as expected.
+enum Sent {
+    Untracked,
+    /// The event id in the answer.
+    FromAnswer,
+    /// The id of the made request.
+    Id(Box<str>),
+}
+
+impl From<Option<Box<str>>> for Sent {
+    fn from(id: Option<Box<str>>) -> Sent {
+        id.map_or(Sent::Untracked, Sent::Id)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 async fn note(
     out: &mut LoadOutcome,
     result: anyhow::Result<(StatusCode, Bytes)>,
     target: &Target,
     since: Instant,
-    want_id: bool,
+    sent: Sent,
 ) {
     match result {
-        Ok((status, body)) if status == target.expect => {
+        Ok((status, body))
+            if status == target.expect
+                && target
+                    .expect_in_body
+                    .is_none_or(|want| contains(&body, want)) =>
+        {
             let took = micros(since.elapsed());
             out.ok += 1;
             out.latencies_us.push(took);
-            if want_id {
-                match event_id(&body) {
+            match sent {
+                Sent::Untracked => {}
+                Sent::Id(id) => out.ids.push((id, since, took)),
+                Sent::FromAnswer => match event_id(&body) {
                     Some(id) => out.ids.push((id, since, took)),
                     None => {
                         out.first_error
                             .get_or_insert_with(|| "answer without an event id".into());
                     }
-                }
+                },
             }
+        }
+        Ok((status, body)) if status == target.expect => {
+            out.wrong_answers += 1;
+            out.first_error.get_or_insert_with(|| {
+                let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+                format!("HTTP {status} but not the expected answer: {text}")
+            });
         }
         Ok((status, body)) => {
             *out.bad_status.entry(status.as_u16()).or_default() += 1;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::scenarios::{
-    CeilingResult, ChildStats, CpuShare, DeliverResult, LatencyResult, PublishResult,
+    CeilingResult, ChildStats, CpuShare, DeliverResult, InboundResult, LatencyResult, PublishResult,
 };
 
 /// Everything one pass over the selected scenarios measured.
@@ -14,6 +14,7 @@ pub struct RunResult {
     pub deliver: Option<DeliverResult>,
     pub fanout: Option<DeliverResult>,
     pub latency: Option<LatencyResult>,
+    pub inbound: Option<InboundResult>,
     /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB.
     pub rss_idle_mb: Option<f64>,
     pub rss_peak_mb: Option<f64>,
@@ -181,6 +182,22 @@ const DEFS: &[Def] = &[
         Some((AtMost, 150.0)),
         false,
     ),
+    def(
+        "inbound_rps",
+        "7 inbound verify + durable accept",
+        "req/s",
+        Some((AtLeast, 20_000.0)),
+        true,
+    ),
+    def("inbound_api_p50", "7   inbound API p50", "ms", None, false),
+    def("inbound_api_p99", "7   inbound API p99", "ms", None, false),
+    def(
+        "inbound_drain_s",
+        "7   delivery backlog drain after",
+        "s",
+        None,
+        false,
+    ),
 ];
 
 fn value(run: &RunResult, key: &str) -> Option<f64> {
@@ -202,6 +219,10 @@ fn value(run: &RunResult, key: &str) -> Option<f64> {
         "latency_api_p50" => run.latency.as_ref()?.publish.api.map(|p| p.p50_ms),
         "latency_api_p99" => run.latency.as_ref()?.publish.api.map(|p| p.p99_ms),
         "latency_achieved_rps" => run.latency.as_ref().map(|l| l.publish.per_s),
+        "inbound_rps" => run.inbound.as_ref().map(|i| i.load.per_s),
+        "inbound_api_p50" => run.inbound.as_ref()?.load.api.map(|a| a.p50_ms),
+        "inbound_api_p99" => run.inbound.as_ref()?.load.api.map(|a| a.p99_ms),
+        "inbound_drain_s" => run.inbound.as_ref().map(|i| i.drain_s),
         "rss_idle_mb" => run.rss_idle_mb,
         "rss_peak_mb" => run.rss_peak_mb,
         _ => None,
@@ -300,13 +321,6 @@ pub fn table(figures: &[Figure]) -> String {
             .unwrap_or_else(|| "—".into());
         rows.push([f.label.to_string(), value, target, met.to_string(), ceiling]);
     }
-    rows.push([
-        "  inbound verify + durable accept".into(),
-        "not measured".into(),
-        "≥ 20,000 req/s".into(),
-        "—".into(),
-        "—".into(),
-    ]);
     let widths: Vec<usize> = (0..5)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -361,6 +375,9 @@ pub fn notes(run: &RunResult) -> Vec<String> {
     if let Some(l) = &run.latency {
         load("latency", &l.publish.errors);
     }
+    if let Some(i) = &run.inbound {
+        load("inbound", &i.load.errors);
+    }
     for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
         let Some(r) = r else { continue };
         if !r.drained {
@@ -391,11 +408,31 @@ pub fn notes(run: &RunResult) -> Vec<String> {
             ));
         }
     }
+    if let Some(i) = &run.inbound {
+        if i.undelivered > 0 {
+            notes.push(format!(
+                "inbound: {} of {} accepted requests never reached the sink{}",
+                i.undelivered,
+                i.load.ok,
+                if i.drained { "" } else { " (gave up waiting)" }
+            ));
+        }
+        if i.unexpected > 0 {
+            notes.push(format!(
+                "inbound: the sink got {} envelopes of requests not answered as accepted",
+                i.unexpected
+            ));
+        }
+        if i.duplicates > 0 {
+            notes.push(format!("inbound: {} duplicate deliveries", i.duplicates));
+        }
+    }
     let children = [
         ("publish", run.publish.as_ref().map(|r| &r.child)),
         ("deliver", run.deliver.as_ref().map(|r| &r.child)),
         ("fanout", run.fanout.as_ref().map(|r| &r.child)),
         ("latency", run.latency.as_ref().map(|r| &r.child)),
+        ("inbound", run.inbound.as_ref().map(|r| &r.child)),
     ];
     for (name, child) in children {
         let Some(c) = child else { continue };
@@ -449,6 +486,14 @@ pub fn cpu_line(run: &RunResult) -> String {
             gc(&l.child)
         ));
     }
+    if let Some(i) = &run.inbound {
+        parts.push(format!(
+            "inbound: {}{}, {:.1} µs/request building and signing",
+            share(&i.load.cpu),
+            gc(&i.child),
+            i.sign_us
+        ));
+    }
     parts.join("\n  ")
 }
 
@@ -469,6 +514,9 @@ pub fn shares(run: &RunResult) -> Vec<(&'static str, CpuShare)> {
     }
     if let Some(l) = &run.latency {
         shares.push(("latency", l.publish.cpu));
+    }
+    if let Some(i) = &run.inbound {
+        shares.push(("inbound", i.load.cpu));
     }
     shares
 }

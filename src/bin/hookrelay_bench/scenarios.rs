@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::child::{self, ADMIN_KEY, ChildOptions, EVENT_TYPE, Hookrelay};
 use crate::load::{self, LoadOutcome, Percentiles, Target, percentiles};
-use crate::sink::Sink;
+use crate::sink::{INBOUND_INDEX, Sink};
 
 /// Everything a scenario needs from the command line, plus the shared sink.
 pub struct Ctx {
@@ -29,6 +29,8 @@ pub struct Ctx {
     /// Where the latency scenario writes one CSV line per request, if anywhere.
     pub dump_latencies: Option<PathBuf>,
     pub body: Bytes,
+    /// Size of each inbound request body, bytes of JSON.
+    pub payload_bytes: usize,
     pub sink: Sink,
 }
 
@@ -118,6 +120,28 @@ pub struct LatencyResult {
     pub delivered: u64,
     pub undelivered: u64,
     pub duplicates: u64,
+    pub child: ChildStats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundResult {
+    /// `ok` counts the requests answered 200 with `"outcome":"accepted"`.
+    pub load: LoadStats,
+    /// Accepted requests whose envelope the sink received (by GitHub delivery id).
+    pub delivered: u64,
+    pub undelivered: u64,
+    /// Envelopes the sink received for delivery ids not answered as accepted (e.g. the
+    /// answer was lost), and repeats of one already received.
+    pub unexpected: u64,
+    pub duplicates: u64,
+    pub drained: bool,
+    /// From the end of the load phase to the last delivery.
+    pub drain_s: f64,
+    /// Send of the request → first receipt of its envelope at the sink.
+    pub end_to_end: Option<Percentiles>,
+    /// What building and signing one request cost the load generator, µs (outside the
+    /// measured latency).
+    pub sign_us: f64,
     pub child: ChildStats,
 }
 
@@ -250,13 +274,13 @@ impl Ctx {
     }
 
     fn publish_target(&self, hr: &Hookrelay, url: &str) -> anyhow::Result<Arc<Target>> {
-        Ok(Arc::new(Target {
-            uri: url.parse()?,
-            warm_uri: format!("{}/health", hr.base()).parse()?,
-            auth: Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
-            body: self.body.clone(),
-            expect: StatusCode::ACCEPTED,
-        }))
+        Ok(Arc::new(Target::fixed(
+            url.parse()?,
+            format!("{}/health", hr.base()).parse()?,
+            Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
+            self.body.clone(),
+            StatusCode::ACCEPTED,
+        )))
     }
 
     /// Starts a child, sets it up with `endpoints` endpoints and notes its idle RSS.
@@ -295,13 +319,13 @@ impl Ctx {
     /// 1. The sink alone under the same load tool: the machine's HTTP baseline.
     pub async fn ceiling(&self) -> anyhow::Result<CeilingResult> {
         self.sink.state.reset(0);
-        let target = Arc::new(Target {
-            uri: format!("http://{}/ceiling", self.sink.addr).parse()?,
-            warm_uri: format!("http://{}/warm", self.sink.addr).parse()?,
-            auth: Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
-            body: self.body.clone(),
-            expect: StatusCode::OK,
-        });
+        let target = Arc::new(Target::fixed(
+            format!("http://{}/ceiling", self.sink.addr).parse()?,
+            format!("http://{}/warm", self.sink.addr).parse()?,
+            Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
+            self.body.clone(),
+            StatusCode::OK,
+        ));
         let m0 = Meter::now(None);
         let out = load::closed_loop(target, self.clients, self.duration).await?;
         let cpu = Meter::now(None).since(&m0);
@@ -450,12 +474,135 @@ impl Ctx {
         })
     }
 
+    /// 7, inbound: a GitHub source whose HTTP destination is the sink. Closed-loop clients
+    /// post signed pushes of `payload_bytes`, each with its own `X-GitHub-Delivery`, and
+    /// afterwards every accepted one must reach the sink.
+    pub async fn inbound(&self) -> anyhow::Result<InboundResult> {
+        let hr = Hookrelay::start(&self.hookrelay, &self.child_options(true)).await?;
+        let url = hr.set_up_inbound(self.sink.addr, INBOUND_SECRET).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut child = ChildStats {
+            idle_rss_mb: hr.vm_mb("VmRSS"),
+            ..ChildStats::default()
+        };
+        let make = github_requests(INBOUND_SECRET, self.payload_bytes);
+        let sign_us = {
+            let n = 2_000u64;
+            let t0 = Instant::now();
+            for i in 0..n {
+                std::hint::black_box(make(usize::MAX, i));
+            }
+            t0.elapsed().as_secs_f64() * 1e6 / n as f64
+        };
+        let target = Arc::new(Target {
+            uri: url.parse()?,
+            warm_uri: format!("{}/health", hr.base()).parse()?,
+            auth: None,
+            body: Bytes::new(),
+            expect: StatusCode::OK,
+            expect_in_body: Some(br#""outcome":"accepted""#),
+            make: Some(make),
+        });
+        self.sink.state.reset(self.sink_capacity(25_000.0, 1));
+        let m0 = Meter::now(Some(&hr));
+        let out = load::closed_loop(target, self.clients, self.duration).await?;
+        let m1 = Meter::now(Some(&hr));
+        let drained = self.drain(out.ids.len() as u64).await;
+        child.cpu_pct = Meter::now(Some(&hr)).since(&m0).hookrelay;
+        let duplicates = self
+            .sink
+            .state
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let seen = self.sink.state.take();
+        let mut e2e = Vec::with_capacity(out.ids.len());
+        let mut key = (INBOUND_INDEX, Box::<str>::from(""));
+        for (id, sent, _) in &out.ids {
+            key.1 = id.clone();
+            if let Some(at) = seen.get(&key) {
+                e2e.push(at.saturating_duration_since(*sent).as_micros() as u64);
+            }
+        }
+        let delivered = e2e.len() as u64;
+        let last = seen.values().copied().max().unwrap_or(m1.at);
+        self.finish_child(hr, &mut child).await;
+        Ok(InboundResult {
+            load: LoadStats::of(&out, m1.since(&m0)),
+            delivered,
+            undelivered: out.ids.len() as u64 - delivered,
+            unexpected: seen.len() as u64 - delivered,
+            duplicates,
+            drained,
+            drain_s: last.saturating_duration_since(m1.at).as_secs_f64(),
+            end_to_end: percentiles(e2e),
+            sign_us,
+            child,
+        })
+    }
+
     /// 6 alone: start, set up, note idle RSS, stop.
     pub async fn idle(&self) -> anyhow::Result<ChildStats> {
         let (hr, _, mut child) = self.start_child(true, 1).await?;
         self.finish_child(hr, &mut child).await;
         Ok(child)
     }
+}
+
+/// The webhook secret of the inbound scenario's GitHub source.
+const INBOUND_SECRET: &str = "bench-github-webhook-secret-0123456789";
+
+/// GitHub pushes signed as GitHub signs them: request `n` of client `k` has the delivery id
+/// `<nonce>-<k>-<n>` (fixed length, used once), carried in its `payload_bytes`-long JSON
+/// body too, and `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+fn github_requests(secret: &str, payload_bytes: usize) -> Arc<load::MakeRequest> {
+    use hmac::{Hmac, Mac};
+    use hyper::header::HeaderName;
+    const EVENT: HeaderName = HeaderName::from_static("x-github-event");
+    const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+    const SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
+    let keyed = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    // Unique across runs too, though each run has a fresh store.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u32)
+        .unwrap_or(0)
+        ^ std::process::id();
+    let head = br#"{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000","delivery":""#;
+    let mid = br#"","pad":""#;
+    let tail = br#""}"#;
+    const ID_LEN: usize = 8 + 1 + 4 + 1 + 12;
+    let pad = payload_bytes.saturating_sub(head.len() + ID_LEN + mid.len() + tail.len());
+    Arc::new(move |k: usize, n: u64| {
+        let id = format!("{nonce:08x}-{:04x}-{n:012x}", k & 0xffff);
+        let mut body = Vec::with_capacity(head.len() + id.len() + mid.len() + pad + tail.len());
+        body.extend_from_slice(head);
+        body.extend_from_slice(id.as_bytes());
+        body.extend_from_slice(mid);
+        body.resize(body.len() + pad, b'x');
+        body.extend_from_slice(tail);
+        let mut mac = keyed.clone();
+        mac.update(&body);
+        let digest = mac.finalize().into_bytes();
+        let mut sig = String::with_capacity(7 + 64);
+        sig.push_str("sha256=");
+        for b in digest {
+            sig.push(char::from(b"0123456789abcdef"[(b >> 4) as usize]));
+            sig.push(char::from(b"0123456789abcdef"[(b & 15) as usize]));
+        }
+        let headers = vec![
+            (EVENT, HeaderValue::from_static("push")),
+            (
+                DELIVERY,
+                HeaderValue::from_str(&id).expect("hex and dashes"),
+            ),
+            (SIGNATURE, HeaderValue::from_str(&sig).expect("hex")),
+        ];
+        load::Made {
+            id: id.into(),
+            headers,
+            body: Bytes::from(body),
+        }
+    })
 }
 
 /// A JSON publish request whose payload object is exactly `payload_bytes` long.
@@ -465,4 +612,32 @@ pub fn publish_body(payload_bytes: usize) -> Bytes {
     let pad = payload_bytes.saturating_sub(head.len() + tail.len());
     let payload = format!("{head}{}{tail}", "x".repeat(pad));
     Bytes::from(format!(r#"{{"type":"{EVENT_TYPE}","payload":{payload}}}"#))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_requests_are_signed_sized_and_unique() {
+        use hmac::{Hmac, Mac};
+        let make = github_requests("s3cret", 1024);
+        let a = make(3, 7);
+        let b = make(3, 8);
+        assert_eq!(a.body.len(), 1024);
+        assert_ne!(a.id, b.id);
+        assert!(serde_json::from_slice::<serde_json::Value>(&a.body).is_ok());
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(&a.body);
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let sig = a.headers.iter().find(|(n, _)| n == "x-hub-signature-256");
+        assert_eq!(sig.unwrap().1.to_str().unwrap(), format!("sha256={want}"));
+        let delivery = a.headers.iter().find(|(n, _)| n == "x-github-delivery");
+        assert_eq!(delivery.unwrap().1.to_str().unwrap(), &*a.id);
+    }
 }

@@ -1,5 +1,7 @@
 //! The in-process receiver: a minimal axum server on 127.0.0.1 that answers 200 at once and
-//! records, per (path, webhook-id), when the first copy arrived.
+//! records, per (path, webhook-id), when the first copy arrived. Deliveries to
+//! [`INBOUND_PATH`] (an inbound source's HTTP destination) are recorded by the `event_id` of
+//! their envelope instead: the provider's delivery id the load generator sent.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +18,9 @@ use tokio::sync::oneshot;
 
 /// Path index used for requests that are not `/ep/{n}` (the ceiling scenario, warm-ups).
 pub const OTHER_PATH: u16 = u16::MAX;
+/// Where an inbound source's HTTP destination delivers, and its path index.
+pub const INBOUND_PATH: &str = "/inbound";
+pub const INBOUND_INDEX: u16 = u16::MAX - 1;
 
 #[derive(Default)]
 pub struct SinkState {
@@ -95,16 +100,26 @@ async fn receive(
     State(state): State<Arc<SinkState>>,
     uri: Uri,
     headers: HeaderMap,
-    _body: Bytes,
+    body: Bytes,
 ) -> StatusCode {
     let at = Instant::now();
     state.total.fetch_add(1, Ordering::Relaxed);
-    if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-        let path = uri
-            .path()
-            .strip_prefix("/ep/")
-            .and_then(|n| n.parse::<u16>().ok())
-            .unwrap_or(OTHER_PATH);
+    let key = if uri.path() == INBOUND_PATH {
+        envelope_event_id(&body).map(|id| (INBOUND_INDEX, id))
+    } else {
+        headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|id| {
+                let path = uri
+                    .path()
+                    .strip_prefix("/ep/")
+                    .and_then(|n| n.parse::<u16>().ok())
+                    .unwrap_or(OTHER_PATH);
+                (path, id)
+            })
+    };
+    if let Some((path, id)) = key {
         let fresh = {
             let mut seen = state.seen.lock().expect("sink map");
             match seen.entry((path, id.into())) {
@@ -122,4 +137,25 @@ async fn receive(
         }
     }
     StatusCode::OK
+}
+
+/// The `event_id` of an inbound envelope (`{"source":...,"event_id":"...",...}`), without a
+/// full JSON parse (it comes before the payload).
+fn envelope_event_id(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"event_id\":\"";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = body[at..].iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&body[at..at + len]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_envelope_event_id() {
+        let body = br#"{"source":"src_1","provider":"github","event_id":"d-1","type":"push"}"#;
+        assert_eq!(envelope_event_id(body), Some("d-1"));
+        assert_eq!(envelope_event_id(b"{}"), None);
+    }
 }
