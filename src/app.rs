@@ -35,6 +35,8 @@ pub struct App {
     router: axum::Router,
     store: Arc<dyn Store>,
     engine: Option<tokio::task::JoinHandle<()>>,
+    /// Sends due batches of batched inbound destinations; stops with the engine.
+    flusher: tokio::task::JoinHandle<()>,
     stop_engine: CancellationToken,
     workers_running: Arc<AtomicBool>,
     _lock: std::fs::File,
@@ -117,6 +119,7 @@ impl App {
             },
             admin_key_hash,
         );
+        let flusher = spawn_batch_flusher(service.clone(), stop_engine.clone());
         let state = AppState {
             service,
             metrics: telemetry::metrics_handle(),
@@ -132,6 +135,7 @@ impl App {
             router,
             store,
             engine,
+            flusher,
             stop_engine,
             workers_running,
             _lock: lock,
@@ -158,6 +162,7 @@ impl App {
         tracing::info!("HTTP server stopped; stopping delivery workers");
         self.stop_engine.cancel();
         self.workers_running.store(false, Ordering::Relaxed);
+        let _ = self.flusher.await;
         if let Some(engine) = self.engine {
             let _ = engine.await;
         }
@@ -165,6 +170,27 @@ impl App {
         tracing::info!("hookrelay stopped");
         Ok(())
     }
+}
+
+/// How often the batch flusher looks for due batches.
+const BATCH_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Every `BATCH_FLUSH_INTERVAL`, sends the batches that are due, until `stop`. Items it
+/// does not reach stay in the store and are sent after a restart.
+fn spawn_batch_flusher(service: Service, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(BATCH_FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = service.flush_batches(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "could not send inbound batches");
+            }
+        }
+    })
 }
 
 /// The admin key's hash: from the configured key, else the stored one, else a new key that

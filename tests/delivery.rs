@@ -851,7 +851,8 @@ async fn health_and_stats_reflect_recent_attempts() {
                 &app.admin,
             )
             .await;
-        if s["recent_attempts"] == 4 {
+        // Counts and attempts are read one after the other: wait until both show all four.
+        if s["recent_attempts"] == 4 && s["deliveries"]["pending"] == 0 {
             break s;
         }
         assert!(std::time::Instant::now() < deadline, "{s}");

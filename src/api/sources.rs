@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiResult;
 use super::extract::{Caller, JsonBody, PageParams, QueryParams};
 use super::{AppState, ListResponse};
-use crate::domain::source::{Destination, InboundRequestLog, SourceHealth};
+use crate::domain::source::{BatchSettings, Destination, InboundRequestLog, SourceHealth};
 use crate::service::{DestinationSpec, NewSource, SourceChanges, SourceView};
 
 pub fn router() -> axum::Router<AppState> {
@@ -42,6 +42,9 @@ pub enum DestinationIn {
         /// Signing secret of the deliveries to `url` (`whsec_...`); generated when left
         /// out. Read it back with `GET .../endpoints/{endpoint_id}/secret`.
         secret: Option<String>,
+        /// Forward up to `max_events` events in one JSON array within `window_ms`
+        /// (2-1000 events, 10-60000 ms); without it, one request per event.
+        batch: Option<BatchSettings>,
     },
     Publish {
         /// `{event}` is replaced by the provider's event type.
@@ -56,10 +59,12 @@ impl From<DestinationIn> for DestinationSpec {
                 url,
                 forward_headers,
                 secret,
+                batch,
             } => DestinationSpec::Http {
                 url,
                 forward_headers,
                 secret,
+                batch,
             },
             DestinationIn::Publish { event_type } => DestinationSpec::Publish { event_type },
         }

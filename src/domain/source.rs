@@ -58,10 +58,60 @@ pub enum Destination {
         /// The hidden endpoint that delivers to `url` (set by hookrelay).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         endpoint_id: Option<String>,
+        /// Forward up to `max_events` envelopes in one JSON array within `window_ms`,
+        /// instead of one request per event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<BatchSettings>,
     },
     /// Publish the envelope as an outbound event of the tenant, fanned out to its
     /// subscribers. `{event}` in `event_type` is replaced by the verified event type.
     Publish { event_type: String },
+}
+
+/// How an HTTP destination batches: a batch is sent once `max_events` events wait, or when
+/// the oldest waiting one is `window_ms` old, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    /// 2 to 1000.
+    pub max_events: u32,
+    /// 10 to 60000.
+    pub window_ms: u64,
+}
+
+impl BatchSettings {
+    pub const MAX_EVENTS: std::ops::RangeInclusive<u32> = 2..=1000;
+    pub const WINDOW_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
+    pub fn is_valid(&self) -> bool {
+        Self::MAX_EVENTS.contains(&self.max_events) && Self::WINDOW_MS.contains(&self.window_ms)
+    }
+}
+
+/// The event type a batch of a provider's events is forwarded as.
+pub fn batch_event_type(provider: &str) -> String {
+    format!("{provider}.batch")
+}
+
+/// The payload of a batch: the items' envelopes (each a JSON document) as one JSON array,
+/// in the order given.
+pub fn batch_payload<S: AsRef<str>>(envelopes: &[S]) -> String {
+    let mut out = String::with_capacity(
+        envelopes
+            .iter()
+            .map(|e| e.as_ref().len() + 1)
+            .sum::<usize>()
+            + 2,
+    );
+    out.push('[');
+    for (i, e) in envelopes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e.as_ref());
+    }
+    out.push(']');
+    out
 }
 
 /// What became of one request to a source.
@@ -441,6 +491,34 @@ mod tests {
         ]);
         assert_eq!(h["x-hub-signature-256"], "<redacted>");
         assert_eq!(h["content-type"], "application/json");
+    }
+
+    #[test]
+    fn batch_payload_is_a_json_array_in_order() {
+        let p = batch_payload(&[r#"{"a":1}"#, r#"{"a":2}"#]);
+        let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+        assert_eq!(v, json!([{"a": 1}, {"a": 2}]));
+        assert!(
+            BatchSettings {
+                max_events: 2,
+                window_ms: 10
+            }
+            .is_valid()
+        );
+        assert!(
+            !BatchSettings {
+                max_events: 1,
+                window_ms: 10
+            }
+            .is_valid()
+        );
+        assert!(
+            !BatchSettings {
+                max_events: 2,
+                window_ms: 60_001
+            }
+            .is_valid()
+        );
     }
 
     #[test]

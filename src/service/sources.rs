@@ -17,14 +17,16 @@ use super::{Result, Service, ServiceError};
 use crate::domain::filter::EventTypeFilter;
 use crate::domain::secret::{EndpointSecret, SecretSet};
 use crate::domain::source::{
-    self, DEFAULT_DEDUP_WINDOW_S, Destination, Envelope, InboundOutcome, InboundRequestLog, Source,
-    SourceHealth,
+    self, BatchSettings, DEFAULT_DEDUP_WINDOW_S, Destination, Envelope, InboundOutcome,
+    InboundRequestLog, Source, SourceHealth,
 };
 use crate::domain::{Endpoint, Event, Invalid, Page, PageRequest, Principal, ids};
 use crate::inbound::{
     Handshake, InboundRequest, SourceSettings, Verified, VerifyContext, VerifyError,
 };
-use crate::store::{DedupCheck, InboundAccept, InboundAccepted, NewDelivery, StoreError};
+use crate::store::{
+    BatchFlush, DedupCheck, InboundAccept, InboundAccepted, NewBatchItem, NewDelivery, StoreError,
+};
 
 /// Settings of the receive path.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub enum DestinationSpec {
         forward_headers: bool,
         /// The signing secret (`whsec_...`) for deliveries to `url`; generated when absent.
         secret: Option<String>,
+        /// Forward events in batches rather than one by one.
+        batch: Option<BatchSettings>,
     },
     Publish {
         event_type: String,
@@ -290,8 +294,18 @@ impl Service {
                     url,
                     forward_headers,
                     secret,
+                    batch,
                 } => {
                     let url = self.check_url(&url)?;
+                    if let Some(b) = &batch
+                        && !b.is_valid()
+                    {
+                        return Err(Invalid::new(
+                            "invalid_batch",
+                            "batch.max_events must be 2-1000 and batch.window_ms 10-60000",
+                        )
+                        .into());
+                    }
                     let reuse = existing.iter().find_map(|d| match d {
                         Destination::Http {
                             url: u,
@@ -340,6 +354,7 @@ impl Service {
                         url,
                         forward_headers,
                         endpoint_id: Some(endpoint_id),
+                        batch,
                     });
                 }
             }
@@ -637,12 +652,12 @@ impl Service {
         });
         let allowed = EventTypeFilter::parse(&source.allowed_event_types)
             .is_ok_and(|f| f.matches(event.event_type.as_deref().unwrap_or("")));
-        let events = if allowed {
+        let (events, batch_items) = if allowed {
             self.route(&source, &verified, &body, received_at, &mut entry)
                 .await?
         } else {
             entry.outcome = InboundOutcome::Filtered;
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let outcome = self
             .store
@@ -650,6 +665,7 @@ impl Service {
                 request: entry,
                 dedup,
                 events,
+                batch_items,
             })
             .await?;
         let (request, outcome_name) = match outcome {
@@ -749,7 +765,8 @@ impl Service {
         body: &[u8],
         received_at: DateTime<Utc>,
         entry: &mut InboundRequestLog,
-    ) -> std::result::Result<Vec<(Event, Vec<NewDelivery>)>, ReceiveError> {
+    ) -> std::result::Result<(Vec<(Event, Vec<NewDelivery>)>, Vec<NewBatchItem>), ReceiveError>
+    {
         let info = &verified.event;
         let provider = source.provider();
         let payload = source::payload_value(body);
@@ -786,16 +803,18 @@ impl Service {
             info.event_type.as_deref().unwrap_or("event")
         );
         let mut events = Vec::new();
+        let mut batch_items = Vec::new();
         for forward in [false, true] {
-            let targets: Vec<String> = source
+            let targets: Vec<(String, Option<BatchSettings>)> = source
                 .destinations
                 .iter()
                 .filter_map(|d| match d {
                     Destination::Http {
                         forward_headers,
                         endpoint_id: Some(id),
+                        batch,
                         ..
-                    } if *forward_headers == forward => Some(id.clone()),
+                    } if *forward_headers == forward => Some((id.clone(), *batch)),
                     _ => None,
                 })
                 .collect();
@@ -804,7 +823,23 @@ impl Service {
             }
             let payload = envelope(forward.then_some(&entry.headers));
             let event = new_event(inbound_type.clone(), payload);
-            events.push((event, targets.into_iter().map(delivery).collect()));
+            let mut deliveries = Vec::new();
+            for (endpoint_id, batch) in targets {
+                match batch {
+                    // Waits in the store for the flusher, which forwards it with others.
+                    Some(b) => batch_items.push(NewBatchItem {
+                        tenant_id: source.tenant_id.clone(),
+                        endpoint_id,
+                        event_id: event.id.clone(),
+                        batch_type: source::batch_event_type(provider),
+                        max_events: b.max_events,
+                        window_ms: b.window_ms,
+                        created_at: received_at,
+                    }),
+                    None => deliveries.push(delivery(endpoint_id)),
+                }
+            }
+            events.push((event, deliveries));
         }
         let mut errors = Vec::new();
         for d in &source.destinations {
@@ -841,7 +876,42 @@ impl Service {
         if !errors.is_empty() {
             entry.routing_error = Some(errors.join("; "));
         }
-        Ok(events)
+        Ok((events, batch_items))
+    }
+
+    /// Sends every due batch of batched HTTP destinations: for each, one durable write turns
+    /// the waiting events into one combined event and delivery, which is then handed to the
+    /// delivery engine like a publish's. Returns how many batches were sent.
+    pub async fn flush_batches(&self, now: DateTime<Utc>) -> Result<usize> {
+        let due = self.store.due_inbound_batches(now).await?;
+        let mut sent = 0;
+        for batch in due {
+            let flushed = self
+                .store
+                .flush_inbound_batch(BatchFlush {
+                    delivery: NewDelivery {
+                        id: ids::new_id(ids::DELIVERY),
+                        endpoint_id: batch.endpoint_id.clone(),
+                        lease: self.queue.lease(now),
+                    },
+                    tenant_id: batch.tenant_id,
+                    endpoint_id: batch.endpoint_id,
+                    event_id: ids::new_id(ids::EVENT),
+                    now,
+                })
+                .await?;
+            if let Some((event, delivery)) = flushed {
+                let payload: Arc<str> = Arc::from(event.payload.as_str());
+                self.queue.enqueue(vec![task_of(
+                    &delivery,
+                    &event.id,
+                    &event.event_type,
+                    payload,
+                )]);
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 }
 

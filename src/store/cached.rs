@@ -477,4 +477,12 @@ impl<S: Store> Store for CachedStore<S> {
     ) -> Result<SourceActivity> {
         self.inner.source_activity(tenant_id, source_id, now).await
     }
+
+    async fn due_inbound_batches(&self, now: DateTime<Utc>) -> Result<Vec<DueBatch>> {
+        self.inner.due_inbound_batches(now).await
+    }
+
+    async fn flush_inbound_batch(&self, flush: BatchFlush) -> Result<Option<(Event, Delivery)>> {
+        self.inner.flush_inbound_batch(flush).await
+    }
 }

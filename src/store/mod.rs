@@ -146,6 +146,41 @@ pub struct InboundAccept {
     pub dedup: Option<DedupCheck>,
     /// The events to create, each with its deliveries.
     pub events: Vec<(Event, Vec<NewDelivery>)>,
+    /// Events (among `events`) to forward later in a batch, instead of a delivery.
+    pub batch_items: Vec<NewBatchItem>,
+}
+
+/// An accepted event waiting for a batched HTTP destination.
+#[derive(Debug, Clone)]
+pub struct NewBatchItem {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    /// The type of the combined event (`{provider}.batch`).
+    pub batch_type: String,
+    pub max_events: u32,
+    pub window_ms: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An endpoint whose waiting batch items are due: at least `max_events` of them, or the
+/// oldest at least `window_ms` old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBatch {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+}
+
+/// One batch to send: the ids of what it becomes. The store takes the items (oldest first,
+/// up to the oldest item's `max_events`), deletes them and creates the combined event and
+/// its delivery, in one durable write.
+#[derive(Debug, Clone)]
+pub struct BatchFlush {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub delivery: NewDelivery,
+    pub now: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -335,8 +370,15 @@ pub trait Store: Send + Sync + 'static {
         outcome: Option<InboundOutcome>,
         page: PageRequest<'_>,
     ) -> Result<Page<InboundRequestLog>>;
-    /// Pending deliveries to the source's hidden endpoints: its backlog.
+    /// Pending deliveries to the source's hidden endpoints, and events waiting for a batch:
+    /// its backlog.
     async fn source_backlog(&self, source_id: &str) -> Result<u64>;
+    /// Endpoints whose waiting batch items are due at `now`.
+    async fn due_inbound_batches(&self, now: DateTime<Utc>) -> Result<Vec<DueBatch>>;
+    /// Turns an endpoint's due batch items into one event (a JSON array of their payloads,
+    /// in acceptance order) and its delivery, deleting them: one durable write. `None` when
+    /// nothing was due any more.
+    async fn flush_inbound_batch(&self, flush: BatchFlush) -> Result<Option<(Event, Delivery)>>;
     async fn source_activity(
         &self,
         tenant_id: &str,

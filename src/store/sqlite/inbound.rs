@@ -200,6 +200,7 @@ fn accept(c: &Connection, accept: InboundAccept) -> rusqlite::Result<InboundAcce
         mut request,
         dedup,
         events,
+        batch_items,
     } = accept;
     let received = ms(request.received_at);
     if let Some(d) = &dedup {
@@ -253,6 +254,22 @@ fn accept(c: &Connection, accept: InboundAccept) -> rusqlite::Result<InboundAcce
             .collect::<rusqlite::Result<Vec<_>>>()?;
         stored.push((event, created));
     }
+    for item in &batch_items {
+        c.prepare_cached(
+            "INSERT INTO inbound_batch_items
+                (tenant_id, endpoint_id, event_id, batch_type, max_events, window_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            item.tenant_id,
+            item.endpoint_id,
+            item.event_id,
+            item.batch_type,
+            item.max_events as i64,
+            item.window_ms as i64,
+            ms(item.created_at)
+        ])?;
+    }
     insert_request(c, &request)?;
     Ok(InboundAccepted::Stored {
         request,
@@ -260,7 +277,94 @@ fn accept(c: &Connection, accept: InboundAccept) -> rusqlite::Result<InboundAcce
     })
 }
 
+/// Whether an endpoint's waiting items make a batch at `now`: as many as the oldest item's
+/// `max_events`, or the oldest at least its `window_ms` old.
+const DUE_BATCHES: &str = "SELECT tenant_id, endpoint_id FROM inbound_batch_items i
+    WHERE id = (SELECT min(id) FROM inbound_batch_items o WHERE o.endpoint_id = i.endpoint_id)
+      AND (created_at + window_ms <= ?1
+           OR (SELECT count(*) FROM inbound_batch_items n WHERE n.endpoint_id = i.endpoint_id)
+              >= max_events)";
+
+fn flush_batch(c: &Connection, f: BatchFlush) -> rusqlite::Result<Option<(Event, Delivery)>> {
+    let now = ms(f.now);
+    let oldest: Option<(String, i64, i64, i64)> = c
+        .prepare_cached(
+            "SELECT batch_type, max_events, window_ms, created_at FROM inbound_batch_items
+             WHERE endpoint_id = ?1 AND tenant_id = ?2 ORDER BY id LIMIT 1",
+        )?
+        .query_row([&f.endpoint_id, &f.tenant_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((batch_type, max_events, window_ms, oldest_at)) = oldest else {
+        return Ok(None);
+    };
+    let items: Vec<(i64, String)> = c
+        .prepare_cached(
+            "SELECT i.id, e.payload FROM inbound_batch_items i
+             JOIN events e ON e.id = i.event_id AND e.tenant_id = i.tenant_id
+             WHERE i.endpoint_id = ?1 AND i.tenant_id = ?2 ORDER BY i.id LIMIT ?3",
+        )?
+        .query_map(
+            params![f.endpoint_id, f.tenant_id, max_events.max(1)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    if items.is_empty() || ((items.len() as i64) < max_events && oldest_at + window_ms > now) {
+        return Ok(None);
+    }
+    let last = items.last().map(|(id, _)| *id).unwrap_or_default();
+    c.prepare_cached(
+        "DELETE FROM inbound_batch_items WHERE endpoint_id = ?1 AND tenant_id = ?2 AND id <= ?3",
+    )?
+    .execute(params![f.endpoint_id, f.tenant_id, last])?;
+    let payloads: Vec<&str> = items.iter().map(|(_, p)| p.as_str()).collect();
+    let event = Event {
+        id: f.event_id,
+        tenant_id: f.tenant_id,
+        event_type: batch_type,
+        payload: crate::domain::source::batch_payload(&payloads),
+        channels: Vec::new(),
+        idempotency_key: None,
+        created_at: f.now,
+    };
+    insert_event(c, &event)?;
+    let delivery = super::insert_delivery(
+        c,
+        &event.tenant_id,
+        (&event.id, &event.event_type),
+        &f.delivery,
+        now,
+    )?;
+    Ok(Some((event, delivery)))
+}
+
 impl SqliteStore {
+    pub(super) async fn due_inbound_batches_impl(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueBatch>> {
+        self.read(move |c| {
+            c.prepare_cached(DUE_BATCHES)?
+                .query_map([ms(now)], |r| {
+                    Ok(DueBatch {
+                        tenant_id: r.get(0)?,
+                        endpoint_id: r.get(1)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn flush_inbound_batch_impl(
+        &self,
+        flush: BatchFlush,
+    ) -> Result<Option<(Event, Delivery)>> {
+        self.write(move |c| flush_batch(c, flush).map_err(backend))
+            .await
+    }
+
     pub(super) async fn create_source_impl(
         &self,
         source: Source,
@@ -429,9 +533,11 @@ impl SqliteStore {
         let source_id = source_id.to_string();
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT count(*) FROM deliveries
-                 WHERE status = 'pending'
-                   AND endpoint_id IN (SELECT id FROM endpoints WHERE source_id = ?1)",
+                "SELECT (SELECT count(*) FROM deliveries
+                         WHERE status = 'pending'
+                           AND endpoint_id IN (SELECT id FROM endpoints WHERE source_id = ?1))
+                      + (SELECT count(*) FROM inbound_batch_items
+                         WHERE endpoint_id IN (SELECT id FROM endpoints WHERE source_id = ?1))",
             )?
             .query_row([source_id], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)

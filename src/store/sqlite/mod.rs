@@ -22,6 +22,7 @@ use crate::domain::{ApiKey, Delivery, Endpoint, Event, EventType, Page, PageRequ
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../migrations/sqlite/0002_inbound.sql"),
+    include_str!("../../../migrations/sqlite/0003_inbound_batches.sql"),
 ];
 const READERS: usize = 4;
 
@@ -1049,6 +1050,14 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<SourceActivity> {
         self.source_activity_impl(tenant_id, source_id, now).await
+    }
+
+    async fn due_inbound_batches(&self, now: DateTime<Utc>) -> Result<Vec<DueBatch>> {
+        self.due_inbound_batches_impl(now).await
+    }
+
+    async fn flush_inbound_batch(&self, flush: BatchFlush) -> Result<Option<(Event, Delivery)>> {
+        self.flush_inbound_batch_impl(flush).await
     }
 }
 
