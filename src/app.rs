@@ -112,6 +112,7 @@ impl App {
                 inbound: service::InboundPolicy {
                     public_url: settings.public_url.clone(),
                     max_pending_per_source: settings.inbound_max_pending,
+                    max_pending_total: settings.inbound_max_pending_total,
                     retry_after: settings.inbound_retry_after,
                     max_logged_body: settings.inbound_max_logged_body,
                     clock_offset: settings.inbound_clock_offset,

@@ -29,6 +29,7 @@ const TYPED_KEYS: &[&str] = &[
     "retry_jitter",
     "failing_after_failures",
     "max_pending_per_source",
+    "max_pending_total",
     "max_logged_body_bytes",
 ];
 
@@ -104,6 +105,9 @@ pub struct InboundConfig {
     /// Pending deliveries of a source's HTTP destinations beyond which `/in/{source}` answers
     /// 503 with `Retry-After` instead of accepting more.
     pub max_pending_per_source: u64,
+    /// Pending deliveries of the whole installation beyond which every source answers 503
+    /// with `Retry-After`.
+    pub max_pending_total: u64,
     /// The `Retry-After` sent with that 503.
     pub backlog_retry_after: String,
     /// Bytes of each inbound request body kept in the source's request log.
@@ -114,6 +118,7 @@ impl Default for InboundConfig {
     fn default() -> Self {
         InboundConfig {
             max_pending_per_source: 10_000,
+            max_pending_total: 1_000_000,
             backlog_retry_after: "30s".into(),
             max_logged_body_bytes: 65_536,
         }
@@ -199,6 +204,7 @@ pub struct Settings {
     pub failing_after_failures: u32,
     pub rotation_grace: Duration,
     pub inbound_max_pending: u64,
+    pub inbound_max_pending_total: u64,
     pub inbound_retry_after: Duration,
     pub inbound_max_logged_body: usize,
     /// Added to the process clock when inbound signatures' timestamps are checked. Not a
@@ -304,6 +310,7 @@ impl Config {
             failing_after_failures: self.health.failing_after_failures.max(1),
             rotation_grace: duration("secrets.rotation_grace", &self.secrets.rotation_grace)?,
             inbound_max_pending: self.inbound.max_pending_per_source,
+            inbound_max_pending_total: self.inbound.max_pending_total,
             inbound_retry_after: duration(
                 "inbound.backlog_retry_after",
                 &self.inbound.backlog_retry_after,

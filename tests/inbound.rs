@@ -542,6 +542,46 @@ async fn a_backlogged_source_answers_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_installation_wide_backlog_bound_refuses_every_source() {
+    // No workers, a generous per-source bound and an overall bound of one pending delivery.
+    let app = spawn_app_with(|s| {
+        s.delivery_enabled = false;
+        s.inbound_max_pending_total = 1;
+    })
+    .await;
+    let gh = Github::new(
+        app,
+        json!({"destinations": [{"type": "http", "url": "http://127.0.0.1:9/"}]}),
+    )
+    .await;
+    let (s, b) = gh.push("t-1", "{}").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The overall count is refreshed at most every 100 ms.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let sig = format!("sha256={}", hmac_hex(GH_SECRET, b"{\"n\":2}"));
+    let (s, b, headers) = send(
+        &gh.app,
+        &gh.id,
+        &[
+            ("x-github-event", "push"),
+            ("x-github-delivery", "t-2"),
+            ("x-hub-signature-256", &sig),
+        ],
+        "{\"n\":2}",
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        gh.log("outcome=rejected").await[0]["reason"],
+        "rate_limited"
+    );
+    // What was accepted is still there, pending.
+    let pending = gh.app.deliveries(&gh.tenant, "status=pending").await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+}
+
+#[tokio::test]
 async fn slack_url_verification_is_answered_with_the_challenge() {
     let app = spawn_app().await;
     let tenant = app.tenant("slack").await;

@@ -34,6 +34,8 @@ pub struct InboundPolicy {
     /// External base URL (`HOOKRELAY_PUBLIC_URL`): URL-signing providers sign it.
     pub public_url: Option<String>,
     pub max_pending_per_source: u64,
+    /// The bound on all pending work, whatever the source.
+    pub max_pending_total: u64,
     pub retry_after: std::time::Duration,
     pub max_logged_body: usize,
     /// Added to the clock verifiers see (tests verify old published vectors with it).
@@ -45,6 +47,7 @@ impl Default for InboundPolicy {
         InboundPolicy {
             public_url: None,
             max_pending_per_source: 10_000,
+            max_pending_total: 1_000_000,
             retry_after: std::time::Duration::from_secs(30),
             max_logged_body: 65_536,
             clock_offset: chrono::Duration::zero(),
@@ -533,7 +536,17 @@ impl Service {
             .store
             .find_source(&req.source_id)
             .await?
-            .ok_or(ReceiveError::UnknownSource)?;
+            .ok_or_else(|| {
+                // No source, so no source log to put it in: count it, under one label value.
+                metrics::counter!(
+                    "webhook_inbound_requests_total",
+                    "source" => "unknown",
+                    "outcome" => "rejected",
+                    "reason" => "unknown_source"
+                )
+                .increment(1);
+                ReceiveError::UnknownSource
+            })?;
         let received_at = Utc::now();
         let log = |outcome: InboundOutcome, reason: Option<String>, body: Option<&[u8]>| {
             let size = body.map_or(req.body_len_hint, |b| b.len() as u64);
@@ -626,19 +639,20 @@ impl Service {
             .destinations
             .iter()
             .any(|d| matches!(d, Destination::Http { .. }));
-        if has_http {
-            let backlog = self.store.source_backlog(&source.id).await?;
-            if backlog >= self.policy.inbound.max_pending_per_source {
-                self.reject(log(
-                    InboundOutcome::Rejected,
-                    Some("rate_limited".into()),
-                    Some(&body),
-                ))
-                .await;
-                return Err(ReceiveError::Backlogged {
-                    retry_after: self.policy.inbound.retry_after,
-                });
-            }
+        let backlogged = self.total_backlog().await? >= self.policy.inbound.max_pending_total
+            || (has_http
+                && self.store.source_backlog(&source.id).await?
+                    >= self.policy.inbound.max_pending_per_source);
+        if backlogged {
+            self.reject(log(
+                InboundOutcome::Rejected,
+                Some("rate_limited".into()),
+                Some(&body),
+            ))
+            .await;
+            return Err(ReceiveError::Backlogged {
+                retry_after: self.policy.inbound.retry_after,
+            });
         }
         let mut entry = log(InboundOutcome::Accepted, None, Some(&body));
         let event = &verified.event;
@@ -697,6 +711,20 @@ impl Service {
             "request_id": request.id,
             "outcome": outcome_name,
         })))
+    }
+
+    /// Every pending delivery of the installation, re-counted at most every 100 ms: the
+    /// overall bound needs to hold, not to be exact, and counting on every request would cost.
+    async fn total_backlog(&self) -> std::result::Result<u64, StoreError> {
+        const FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+        if let Some((at, n)) = *self.total_backlog.lock().expect("backlog lock")
+            && at.elapsed() < FRESH
+        {
+            return Ok(n);
+        }
+        let n = self.store.queue_stats().await?.pending;
+        *self.total_backlog.lock().expect("backlog lock") = Some((std::time::Instant::now(), n));
+        Ok(n)
     }
 
     /// Logs a request that is refused; a failure to log does not change the answer.
