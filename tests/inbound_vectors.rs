@@ -11,15 +11,15 @@
 //!
 //! Everything goes through one `check(what, settings, request, now, expect)`.
 
+mod keys;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use keys::{EcKey, PUSH_ACCOUNT, TEST_KID, TEST_RSA_N};
 use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RsaKeyPair,
-};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -266,91 +266,20 @@ fn whsec(fill: u8) -> String {
     format!("whsec_{}", b64(&[fill; 32]))
 }
 
-struct EcKey(EcdsaKeyPair);
-
-impl EcKey {
-    fn generate() -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        EcKey(
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap(),
-        )
-    }
-
-    /// base64 DER SubjectPublicKeyInfo, the form SendGrid shows.
-    fn spki_base64(&self) -> String {
-        const HEADER: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
-        let header: Vec<u8> = (0..HEADER.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&HEADER[i..i + 2], 16).unwrap())
-            .collect();
-        b64(&cat(&[&header, self.0.public_key().as_ref()]))
-    }
-
-    fn sign_sendgrid(&self, r: Request, ts: i64) -> Request {
-        let content = cat(&[ts.to_string().as_bytes(), &r.body]);
-        let sig = self.0.sign(&SystemRandom::new(), &content).unwrap();
-        r.header("X-Twilio-Email-Event-Webhook-Timestamp", ts.to_string())
-            .header("X-Twilio-Email-Event-Webhook-Signature", b64(sig.as_ref()))
-    }
-}
-
-/// A 2048-bit RSA key made for these tests only (PKCS#1 DER), and its public JWK members.
-const TEST_RSA_DER: &str = concat!(
-    "MIIEpAIBAAKCAQEA17EOygXB+LYrnkb3cHiQp97+EiBOo1w12oHB0M8YOfiBoKxUxU1JLbW0MEQM",
-    "XinpKdL3BNRBTGk0YdM6PazMOlrtoPHZW0ym3jhmWviJG0qK0HuDuxiuqdk1Ebags4F+HmbRw6Qh",
-    "SQQmfmDv1D9HwSQNlUeGRh2TEvh2loWIva2l1LNJc6dJVdim/BIF5f1bYtKa693wkjH6p48ukvAv",
-    "6TgFcy+6goR5MEnk1UMQfl1fr6d8h4yZGNcQwKJxlY0MLaH82W0O3YhEJpc8eXfvw362H7EbJJi6",
-    "kZytRwlqoG3S3lzY+FTlrHe1y8qr3IVQu5+DtxOr68rmexZVKyZlUwIDAQABAoIBAAGhVZ/ymdwM",
-    "CcRb0PRJVP6P0ZJy1WVSsG2DBuNRzWMSx8Kzyr2QWfnod6uDDXzgtYxwCxc+63IXvCJJJcA1lXg+",
-    "G7Gtt5uDDCJ91qLgDK6SH6kiZdp800UhXnn7IWJ58L7AvtvLBR1iKfr74el+w5y9ba+FJ4n8IJJy",
-    "Ik388GL5RiD3doBk/cZYtd1CBohwqiiNqdFfqUbZErtN9QN72aPicviCFwOG/QNia5m+MI7WY16B",
-    "tqaHY1Cb+UE4rP4/MEvnLEiIO5nC27T6lxfJkrCdR8uQN15goDqeEjXDOMFh2Lpv7Gb05bsgdl2T",
-    "wgCHnsVwDTsGYbpKN81A7kdwg5ECgYEA89crQv8RtrSQyqpdcKM0hErqRDH52PxN3Nxw4TduavYG",
-    "xh9+uNUPs7PGs6tfDhMW3Yh3P54kc3kgt5IlG651nIBurci+Q5d7Ss1ef94sECOrrFCfcehCBv/s",
-    "xYtY1C9rqhlyXuPnfsbprNy22Aq/m4V1fhqtQ+cykNUiihfmzh8CgYEA4nKLZqiHW9goZc+F1Rs7",
-    "RAfOTkP61zx41ZZkFMu6YjOTsODAwiJB1+Y8vU+OD6uPymP1aTu79AKe/UIqMDbu19r0gS1bsGbj",
-    "5yvunx/yu7HBmWTxIuY0RxUmWNTKgXTU91odCU1LoBRQR0bfrGRmoQaJHdyvwDhONYihsAJM2k0C",
-    "gYEAlyuQgIqNus2a7mpMX6Zuyo1/SyQIl4Nj6kcoHBg3dkxsyqt/7qr4fxo3V/AokBs5k8Ik2+X5",
-    "BzXTGLucEdtIwuvEsiy/+DuTjj5gFbnxa1gR+FRLZVzuglRrv9SyD2oOv3fjNfzo6en7uNVk7e9L",
-    "9uj4fGOhg3V0HeJk9WP4DVUCgYARA4ItyGPDJs6CN8FabZ1aUyvQ/ZKPMV/yzEXguh3a2v0xwPE6",
-    "pNBFpGrT3nJSAxXeovwBWBebEcdYR+xbiwUO+sh8HChTbKea6tYW5pOaPpTJLahgcuNio9gpvHMq",
-    "ntiRbRfZZxFTibMuZ8jObwy29ILA15/s1U4q/4UGcGXN0QKBgQCHIDh+G/q4pCAZeisPHR7Z4nN3",
-    "LvSOXCr/2AnJ7jxdkfOtq8pYWr5+Mz0pUpojodNAyAzdX5wu9X4YVUsHyBnUuOzX6jwVCMO6PDUC",
-    "JZlHdk+v+qwtN5DZGamcASAFCrdBxiAvR0qfYCIXu/3YcAzfMHjv6xl1MEEe3Zo3l0A0GQ==",
-);
-const TEST_RSA_N: &str = concat!(
-    "17EOygXB-LYrnkb3cHiQp97-EiBOo1w12oHB0M8YOfiBoKxUxU1JLbW0MEQMXinpKdL3BNRBTGk0",
-    "YdM6PazMOlrtoPHZW0ym3jhmWviJG0qK0HuDuxiuqdk1Ebags4F-HmbRw6QhSQQmfmDv1D9HwSQN",
-    "lUeGRh2TEvh2loWIva2l1LNJc6dJVdim_BIF5f1bYtKa693wkjH6p48ukvAv6TgFcy-6goR5MEnk",
-    "1UMQfl1fr6d8h4yZGNcQwKJxlY0MLaH82W0O3YhEJpc8eXfvw362H7EbJJi6kZytRwlqoG3S3lzY",
-    "-FTlrHe1y8qr3IVQu5-DtxOr68rmexZVKyZlUw",
-);
-const TEST_KID: &str = "hookrelay-test-rsa";
-const PUSH_ACCOUNT: &str = "push@my-project.iam.gserviceaccount.com";
-
 fn test_jwk(kid: &str, n: &str) -> Value {
     json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"})
 }
 
 /// A JWT with `header` and `claims`, RS256-signed with the test key.
 fn jwt(header: &Value, claims: &Value) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let key = RsaKeyPair::from_der(&STANDARD.decode(TEST_RSA_DER).unwrap()).unwrap();
-    let mut sig = vec![0; key.public().modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        signed.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    keys::rs256_jwt(header, claims)
+}
+
+/// SendGrid's headers for `r`, signed by `key` at `ts`.
+fn sign_sendgrid(key: &EcKey, r: Request, ts: i64) -> Request {
+    let sig = key.sign_sendgrid(ts, &r.body);
+    r.header("X-Twilio-Email-Event-Webhook-Timestamp", ts.to_string())
+        .header("X-Twilio-Email-Event-Webhook-Signature", sig)
 }
 
 fn push_claims(iat: i64) -> Value {
@@ -851,7 +780,7 @@ fn arrive(file: &str) -> (SourceSettings, Request, i64) {
             let key = EcKey::generate();
             let settings =
                 settings(json!({"provider": "sendgrid", "public_keys": [key.spki_base64()]}));
-            (settings, key.sign_sendgrid(request, NOW), NOW)
+            (settings, sign_sendgrid(&key, request, NOW), NOW)
         }
         "shopify" => (
             secret_settings("shopify", SECRET),
@@ -1243,7 +1172,7 @@ fn fixtures(provider: &str) -> Vec<Fixture> {
                     "sendgrid ECDSA P-256",
                     with_key(&key),
                     with_key(&other),
-                    key.sign_sendgrid(body, NOW),
+                    sign_sendgrid(&key, body, NOW),
                     "X-Twilio-Email-Event-Webhook-Signature",
                 )
                 .stale_after(300),
