@@ -22,6 +22,7 @@ use crate::domain::retry::RetrySchedule;
 use crate::service::{self, Policy, Service};
 use crate::store::Store;
 use crate::store::cached::CachedStore;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::telemetry;
 
@@ -37,29 +38,18 @@ pub struct App {
     engine: Option<tokio::task::JoinHandle<()>>,
     /// Sends due batches of batched inbound destinations; stops with the engine.
     flusher: tokio::task::JoinHandle<()>,
+    /// Deletes history past `retention.max_age`; stops with the engine.
+    retention: Option<tokio::task::JoinHandle<()>>,
     stop_engine: CancellationToken,
     workers_running: Arc<AtomicBool>,
-    _lock: std::fs::File,
+    /// Held while running on the embedded store: one process per data directory.
+    _lock: Option<std::fs::File>,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-        // One process per embedded store: a second one would deliver everything twice.
-        let lock = std::fs::File::create(settings.data_dir.join("hookrelay.lock"))?;
-        lock.try_lock().map_err(|_| {
-            anyhow::anyhow!(
-                "another hookrelay process is using {}; run one process per data directory (or use PostgreSQL)",
-                settings.data_dir.display()
-            )
-        })?;
-        let store: Arc<dyn Store> = Arc::new(CachedStore::new(
-            SqliteStore::open(&settings.data_dir)?,
-            CACHE_TTL,
-        ));
-        // Nobody else can hold a lease on a store only this process opens.
-        store.release_all_leases().await?;
+        let (store, lock) = open_store(&settings).await?;
+        let instance = ids::new_id("inst");
         let admin_key_hash = admin_key_hash(&*store, settings.admin_key.as_deref()).await?;
 
         let addresses = AddressPolicy::new(settings.allow_nets.clone());
@@ -77,7 +67,7 @@ impl App {
                 max_response_body: settings.max_response_body_bytes,
                 https_only: settings.https_only,
                 lease: settings.lease,
-                owner: ids::new_id("inst"),
+                owner: instance.clone(),
             };
             let engine_settings = EngineSettings {
                 concurrency: settings.concurrency,
@@ -120,14 +110,29 @@ impl App {
             },
             admin_key_hash,
         );
-        let flusher = spawn_batch_flusher(service.clone(), stop_engine.clone());
+        let flusher = spawn_batch_flusher(
+            service.clone(),
+            store.clone(),
+            instance.clone(),
+            stop_engine.clone(),
+        );
+        let retention = settings.retention_max_age.map(|max_age| {
+            spawn_retention(
+                store.clone(),
+                instance.clone(),
+                max_age,
+                settings.retention_interval,
+                stop_engine.clone(),
+            )
+        });
         let state = AppState {
             service,
             metrics: telemetry::metrics_handle(),
             workers_running: workers_running.clone(),
+            instance: Arc::from(instance.as_str()),
             max_body_bytes: settings.max_body_bytes,
         };
-        let router = api::router(state, settings.max_body_bytes);
+        let router = api::router(state, settings.max_body_bytes, settings.api_enabled);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -137,6 +142,7 @@ impl App {
             store,
             engine,
             flusher,
+            retention,
             stop_engine,
             workers_running,
             _lock: lock,
@@ -164,6 +170,9 @@ impl App {
         self.stop_engine.cancel();
         self.workers_running.store(false, Ordering::Relaxed);
         let _ = self.flusher.await;
+        if let Some(retention) = self.retention {
+            let _ = retention.await;
+        }
         if let Some(engine) = self.engine {
             let _ = engine.await;
         }
@@ -173,25 +182,166 @@ impl App {
     }
 }
 
+/// Opens the configured store: PostgreSQL when a database URL is set (shared with other
+/// instances), else the embedded SQLite store in the data directory (this process only).
+async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Store>, Option<std::fs::File>)> {
+    if let Some(url) = &settings.database_url {
+        let store = PgStore::connect(url, settings.database_pool_size)
+            .await
+            .context("connecting to PostgreSQL")?;
+        return Ok((Arc::new(CachedStore::new(store, CACHE_TTL)), None));
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    // One process per embedded store: a second one would deliver everything twice.
+    let lock = std::fs::File::create(settings.data_dir.join("hookrelay.lock"))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another hookrelay process is using {}; run one process per data directory (or use PostgreSQL)",
+            settings.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(
+        SqliteStore::open(&settings.data_dir)?,
+        CACHE_TTL,
+    ));
+    // Nobody else can hold a lease on a store only this process opens.
+    store.release_all_leases().await?;
+    Ok((store, Some(lock)))
+}
+
 /// How often the batch flusher looks for due batches.
 const BATCH_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// How long the flusher's cluster-wide lease lasts; it is renewed every fifth of that.
+const FLUSHER_LEASE: Duration = Duration::from_secs(10);
 
-/// Every `BATCH_FLUSH_INTERVAL`, sends the batches that are due, until `stop`. Items it
-/// does not reach stay in the store and are sent after a restart.
-fn spawn_batch_flusher(service: Service, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Every `BATCH_FLUSH_INTERVAL`, sends the batches that are due, until `stop`, on one
+/// instance of the cluster at a time (the holder of the `inbound_batches` job). Items it
+/// does not reach stay in the store and are sent after a restart or by the next holder.
+fn spawn_batch_flusher(
+    service: Service,
+    store: Arc<dyn Store>,
+    instance: String,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(BATCH_FLUSH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut job = ClusterJob::new("inbound_batches", instance, FLUSHER_LEASE);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            if !job.held(&*store).await {
+                continue;
             }
             if let Err(e) = service.flush_batches(chrono::Utc::now()).await {
                 tracing::warn!(error = %e, "could not send inbound batches");
             }
         }
     })
+}
+
+/// Rows deleted per retention transaction: short enough not to hold up other writes.
+const RETENTION_BATCH: usize = 1000;
+/// Most batches per run; what is left waits for the next run.
+const RETENTION_MAX_BATCHES: usize = 100;
+
+/// Every `interval`, deletes history older than `max_age` on one instance of the cluster
+/// (the holder of the `retention` job), in small batches until `stop`.
+fn spawn_retention(
+    store: Arc<dyn Store>,
+    instance: String,
+    max_age: Duration,
+    interval: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Held across runs while this instance lives, so the job runs once per interval.
+        let mut job = ClusterJob::new("retention", instance, interval * 3);
+        let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if !job.held(&*store).await {
+                continue;
+            }
+            let Some(before) = chrono::Utc::now().checked_sub_signed(max_age) else {
+                continue;
+            };
+            for _ in 0..RETENTION_MAX_BATCHES {
+                if stop.is_cancelled() {
+                    break;
+                }
+                match store.purge_before(before, RETENTION_BATCH).await {
+                    Ok(purged) => {
+                        let total =
+                            purged.events + purged.inbound_requests + purged.operational_events;
+                        metrics::counter!("hookrelay_retention_purged_total").increment(total);
+                        if total > 0 {
+                            tracing::debug!(?purged, "retention purged old history");
+                        }
+                        if !purged.full(RETENTION_BATCH) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention could not purge old history");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A periodic job that runs on one instance of the cluster at a time: its holder renews a
+/// lease in the store; when the holder dies, another instance takes over once it expires.
+struct ClusterJob {
+    name: &'static str,
+    instance: String,
+    lease: Duration,
+    /// Until when this instance may act without asking the store again.
+    held_until: Option<tokio::time::Instant>,
+    next_check: tokio::time::Instant,
+}
+
+impl ClusterJob {
+    fn new(name: &'static str, instance: String, lease: Duration) -> ClusterJob {
+        ClusterJob {
+            name,
+            instance,
+            lease,
+            held_until: None,
+            next_check: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn held(&mut self, store: &dyn Store) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.next_check {
+            self.next_check = now + self.lease / 5;
+            let wall = chrono::Utc::now();
+            let until = wall + chrono::Duration::from_std(self.lease).unwrap_or_default();
+            self.held_until = match store.hold_job(self.name, &self.instance, wall, until).await {
+                // Act a little less long than the lease: clocks of instances differ.
+                Ok(true) => Some(now + self.lease / 2),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, job = self.name, "cannot renew a cluster job lease");
+                    self.held_until
+                }
+            };
+        }
+        self.held_until.is_some_and(|until| now < until)
+    }
 }
 
 /// The admin key's hash: from the configured key, else the stored one, else a new key that

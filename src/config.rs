@@ -16,7 +16,14 @@ use serde::Deserialize;
 use crate::domain::duration::{parse_duration, parse_duration_list};
 
 const ENV_PREFIX: &str = "HOOKRELAY_";
-const SECTIONS: &[&str] = &["delivery", "health", "secrets", "inbound"];
+const SECTIONS: &[&str] = &[
+    "api",
+    "delivery",
+    "health",
+    "secrets",
+    "inbound",
+    "retention",
+];
 const LIST_KEYS: &[&str] = &["allow_nets", "retry_schedule"];
 /// Keys whose environment value is a number or boolean; every other key stays a string
 /// (an admin key made only of digits is still a string).
@@ -31,6 +38,7 @@ const TYPED_KEYS: &[&str] = &[
     "max_pending_per_source",
     "max_pending_total",
     "max_logged_body_bytes",
+    "database_pool_size",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,8 +48,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the embedded SQLite store.
     pub data_dir: PathBuf,
-    /// A `postgres://` URL selects PostgreSQL (not available yet: refused at start).
+    /// A `postgres://` URL selects PostgreSQL instead of the embedded store.
     pub database_url: Option<String>,
+    /// Most PostgreSQL connections this process opens.
+    pub database_pool_size: u32,
     /// The admin bearer token. When unset, the first start generates one and prints it once.
     pub admin_key: Option<String>,
     /// CIDRs that outbound deliveries may reach despite the private-address block.
@@ -54,10 +64,41 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `text` or `json` log lines.
     pub log_format: String,
+    pub api: ApiConfig,
     pub delivery: DeliveryConfig,
     pub health: HealthConfig,
     pub secrets: SecretsConfig,
     pub inbound: InboundConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Events (with their deliveries and attempts), inbound request logs and operational
+    /// events older than this are deleted; `0s` keeps everything. Work still pending is kept.
+    pub max_age: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_age: "30d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve the tenant, admin and inbound API (false: only health, readiness and metrics).
+    pub enabled: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,16 +172,19 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("static address"),
             data_dir: PathBuf::from("./hookrelay-data"),
             database_url: None,
+            database_pool_size: 16,
             admin_key: None,
             allow_nets: Vec::new(),
             public_url: None,
             https_only: false,
             max_body_bytes: 1024 * 1024,
             log_format: "text".into(),
+            api: ApiConfig::default(),
             delivery: DeliveryConfig::default(),
             health: HealthConfig::default(),
             secrets: SecretsConfig::default(),
             inbound: InboundConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -185,12 +229,16 @@ impl Default for SecretsConfig {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded store (`data_dir` is then unused).
+    pub database_url: Option<String>,
+    pub database_pool_size: u32,
     pub admin_key: Option<String>,
     pub allow_nets: Vec<IpNet>,
     pub public_url: Option<String>,
     pub https_only: bool,
     pub max_body_bytes: usize,
     pub log_format: String,
+    pub api_enabled: bool,
     pub delivery_enabled: bool,
     pub concurrency: usize,
     pub default_timeout: Duration,
@@ -211,6 +259,10 @@ pub struct Settings {
     /// configuration key: zero in production; tests set it to verify providers' published
     /// vectors, whose timestamps are old.
     pub inbound_clock_offset: chrono::Duration,
+    /// How old stored history may get before the retention job deletes it; `None` keeps it.
+    pub retention_max_age: Option<Duration>,
+    /// How often the retention job runs. Not a configuration key: tests shorten it.
+    pub retention_interval: Duration,
 }
 
 impl Config {
@@ -264,10 +316,14 @@ impl Config {
     }
 
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        if self.database_url.is_some() {
-            bail!(
-                "HOOKRELAY_DATABASE_URL is set, but the PostgreSQL backend is not built yet: unset it to use the embedded store"
-            );
+        let database_url = self.database_url.clone().filter(|u| !u.trim().is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("database_url must be a postgres:// or postgresql:// URL");
+        }
+        if self.database_pool_size == 0 {
+            bail!("database_pool_size must be at least 1");
         }
         let allow_nets = self
             .allow_nets
@@ -287,12 +343,15 @@ impl Config {
         Ok(Settings {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            database_url,
+            database_pool_size: self.database_pool_size,
             admin_key: self.admin_key.clone().filter(|k| !k.is_empty()),
             allow_nets,
             public_url: self.public_url.clone(),
             https_only: self.https_only,
             max_body_bytes: self.max_body_bytes,
             log_format: self.log_format.clone(),
+            api_enabled: self.api.enabled,
             delivery_enabled: d.enabled,
             concurrency: d.concurrency,
             default_timeout: duration("delivery.timeout", &d.timeout)?,
@@ -317,6 +376,9 @@ impl Config {
             )?,
             inbound_max_logged_body: self.inbound.max_logged_body_bytes,
             inbound_clock_offset: chrono::Duration::zero(),
+            retention_max_age: Some(duration("retention.max_age", &self.retention.max_age)?)
+                .filter(|d| !d.is_zero()),
+            retention_interval: Duration::from_secs(60),
         })
     }
 }
@@ -421,6 +483,30 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         let from_file = Config::load_from(Some(&path), Vec::new()).unwrap();
         assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn a_zero_retention_age_keeps_everything() {
+        let c = Config::load_from(None, env(&[("HOOKRELAY_RETENTION_MAX_AGE", "0s")])).unwrap();
+        assert_eq!(c.settings().unwrap().retention_max_age, None);
+        let c = Config::load_from(None, env(&[("HOOKRELAY_RETENTION_MAX_AGE", "7d")])).unwrap();
+        assert_eq!(
+            c.settings().unwrap().retention_max_age,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+    }
+
+    #[test]
+    fn a_database_url_must_be_postgres() {
+        let c = Config::load_from(None, env(&[("HOOKRELAY_DATABASE_URL", "mysql://x/y")])).unwrap();
+        let err = c.settings().unwrap_err();
+        assert!(format!("{err:#}").contains("postgres://"), "{err:#}");
+        let c = Config::load_from(
+            None,
+            env(&[("HOOKRELAY_DATABASE_URL", "postgres://u@127.0.0.1/db")]),
+        )
+        .unwrap();
+        assert!(c.settings().unwrap().database_url.is_some());
     }
 
     #[test]

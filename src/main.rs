@@ -30,7 +30,14 @@ enum Command {
         /// Serve the API only; deliveries wait in the store for an instance with workers.
         #[arg(long)]
         no_workers: bool,
+        /// Run delivery workers only: no tenant, admin or inbound routes (health, readiness
+        /// and metrics are still served on the listen address).
+        #[arg(long, conflicts_with = "no_workers")]
+        no_api: bool,
     },
+    /// Apply pending PostgreSQL migrations (HOOKRELAY_DATABASE_URL) and exit. `serve` also
+    /// applies them at start; this lets an upgrade migrate before new instances start.
+    Migrate,
     /// Print the effective configuration (secrets hidden) and exit.
     Config,
 }
@@ -44,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             no_workers,
+            no_api,
         } => {
             if let Some(l) = listen {
                 config.listen = l;
@@ -54,10 +62,25 @@ async fn main() -> anyhow::Result<()> {
             if no_workers {
                 config.delivery.enabled = false;
             }
+            if no_api {
+                config.api.enabled = false;
+            }
             let settings = config.settings()?;
             hookrelay::telemetry::init_logging(&settings.log_format);
             let app = App::build(settings).await?;
             app.run(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let settings = config.settings()?;
+            hookrelay::telemetry::init_logging(&settings.log_format);
+            let Some(url) = settings.database_url else {
+                anyhow::bail!(
+                    "hookrelay migrate applies PostgreSQL migrations: set HOOKRELAY_DATABASE_URL (the embedded store migrates itself at start)"
+                );
+            };
+            let version = hookrelay::store::postgres::PgStore::migrate_only(&url).await?;
+            println!("database schema at version {version}");
+            Ok(())
         }
         Command::Config => {
             if config.admin_key.is_some() {

@@ -34,6 +34,10 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered() {
         ("HOOKRELAY_ADMIN_KEY", ADMIN_KEY),
         ("HOOKRELAY_ALLOW_NETS", "127.0.0.1/32"),
         ("HOOKRELAY_DELIVERY_POLL_INTERVAL", "100ms"),
+        // On a shared store (PostgreSQL) a restarted instance does not drop the leases of
+        // the one that died (another live instance might hold them): it takes them over
+        // when they expire. Short leases keep that wait short.
+        ("HOOKRELAY_DELIVERY_LEASE", "4s"),
         (
             "HOOKRELAY_DELIVERY_RETRY_SCHEDULE",
             "100ms,1s,2s,2s,2s,2s,2s,2s",

@@ -85,7 +85,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
-                    "the store cannot take requests right now; nothing was saved, retry later",
+                    "the store cannot take requests right now; retry later (with the same Idempotency-Key, a retry never creates a duplicate)",
                 )
             }
             ServiceError::Store(other) => {

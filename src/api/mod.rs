@@ -31,6 +31,8 @@ pub struct AppState {
     pub service: Service,
     pub metrics: PrometheusHandle,
     pub workers_running: Arc<AtomicBool>,
+    /// This process's id (leases carry it).
+    pub instance: Arc<str>,
     /// Largest request body taken, in bytes (the receive path reads raw bodies itself).
     pub max_body_bytes: usize,
 }
@@ -60,16 +62,21 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
-    axum::Router::new()
-        .merge(ops::router())
-        .merge(tenants::router())
-        .merge(event_types::router())
-        .merge(endpoints::router())
-        .merge(events::router())
-        .merge(deliveries::router())
-        .merge(sources::router())
-        .merge(receive::router())
+/// The HTTP API. With `serve_api` false (a delivery-only instance) only the operational
+/// routes (`/health`, `/ready`, `/metrics`, `/openapi.json`) are served.
+pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> axum::Router {
+    let mut router = axum::Router::new().merge(ops::router());
+    if serve_api {
+        router = router
+            .merge(tenants::router())
+            .merge(event_types::router())
+            .merge(endpoints::router())
+            .merge(events::router())
+            .merge(deliveries::router())
+            .merge(sources::router())
+            .merge(receive::router());
+    }
+    router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

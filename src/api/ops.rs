@@ -27,14 +27,17 @@ pub struct Status {
     pub store: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<&'static str>,
+    /// This process's id: the owner recorded on the deliveries it has claimed.
+    pub instance: String,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
-pub async fn health() -> Json<Status> {
+pub async fn health(State(state): State<AppState>) -> Json<Status> {
     Json(Status {
         status: "ok",
         store: None,
         workers: None,
+        instance: state.instance.to_string(),
     })
 }
 
@@ -48,6 +51,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Status>) 
         status: if ok { "ready" } else { "not_ready" },
         store: Some(if store_ok { "ok" } else { "unreachable" }),
         workers: Some(if workers_ok { "running" } else { "stopped" }),
+        instance: state.instance.to_string(),
     };
     let code = if ok {
         StatusCode::OK

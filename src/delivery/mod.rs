@@ -70,6 +70,11 @@ impl DeliveryQueue {
         })
     }
 
+    /// The instance id that leases carry.
+    pub fn owner(&self) -> Option<&str> {
+        self.inner.as_ref().map(|i| i.owner.as_str())
+    }
+
     /// Hands leased tasks to the workers; those that do not fit are released to the store.
     pub fn enqueue(&self, tasks: Vec<DeliveryTask>) {
         let Some(inner) = &self.inner else { return };
@@ -222,7 +227,10 @@ impl Engine {
                 // A retry timed in memory may have been overtaken (endpoint disabled, delivery
                 // dead-lettered or retried by hand): attempt it only if still pending, as stored.
                 let task = if task.attempts_made > 0 {
-                    match store.load_tasks(vec![task.delivery_id.clone()]).await {
+                    match store
+                        .load_tasks(&policy.owner, vec![task.delivery_id.clone()])
+                        .await
+                    {
                         Ok(mut fresh) if !fresh.is_empty() => fresh.swap_remove(0),
                         Ok(_) => return,
                         Err(e) => {
@@ -339,6 +347,13 @@ async fn record(
     }
 }
 
+async fn announced(due: Option<&tokio::sync::Notify>) {
+    match due {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn poll(
     store: Arc<dyn Store>,
     tx: mpsc::Sender<DeliveryTask>,
@@ -349,10 +364,13 @@ async fn poll(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A shared store announces work that other instances created: claim it at once.
+    let due = store.due_signal();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = announced(due.as_deref()) => {}
         }
         loop {
             let now = Utc::now();

@@ -147,10 +147,13 @@ impl Service {
     }
 
     async fn dispatch_existing(&self, ids: Vec<String>) {
-        if self.queue.lease(Utc::now()).is_none() || ids.is_empty() {
+        let Some(owner) = self.queue.owner() else {
+            return;
+        };
+        if ids.is_empty() {
             return;
         }
-        match self.store.load_tasks(ids).await {
+        match self.store.load_tasks(owner, ids).await {
             Ok(tasks) => self.queue.enqueue(tasks),
             // Leased but not handed over: the poller takes them once the lease expires.
             Err(e) => tracing::warn!(error = %e, "could not load retried deliveries"),

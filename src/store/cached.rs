@@ -333,8 +333,30 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.claim_due(now, lease, limit).await
     }
 
-    async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>> {
-        self.inner.load_tasks(delivery_ids).await
+    async fn load_tasks(
+        &self,
+        owner: &str,
+        delivery_ids: Vec<String>,
+    ) -> Result<Vec<DeliveryTask>> {
+        self.inner.load_tasks(owner, delivery_ids).await
+    }
+
+    async fn purge_before(&self, before: DateTime<Utc>, limit: usize) -> Result<PurgeCounts> {
+        self.inner.purge_before(before, limit).await
+    }
+
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.inner.due_signal()
+    }
+
+    async fn hold_job(
+        &self,
+        job: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.inner.hold_job(job, owner, now, until).await
     }
 
     async fn record_attempts(

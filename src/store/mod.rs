@@ -1,5 +1,5 @@
 //! Durable state behind one trait, so that SQLite (embedded, the default) and PostgreSQL
-//! (scale-out, to come) are interchangeable. Every method that takes a `tenant_id` filters
+//! (scale-out: many processes on one database) are interchangeable. Every method that takes a `tenant_id` filters
 //! by it: the store never returns a row of another tenant to a tenant-scoped call.
 //!
 //! A write returns only after it is committed and synced: callers may answer 2xx on `Ok`.
@@ -8,6 +8,8 @@
 //! in a power cut repeats attempts, and never loses a delivery.
 
 pub mod cached;
+pub mod columns;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -120,6 +122,21 @@ pub struct DeliveryCounts {
     pub failed: u64,
     pub cancelled: u64,
     pub last_delivery_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub events: u64,
+    pub inbound_requests: u64,
+    pub operational_events: u64,
+}
+
+impl PurgeCounts {
+    /// Whether some kind reached the batch limit, so that more may be left.
+    pub fn full(&self, limit: usize) -> bool {
+        let limit = limit as u64;
+        self.events >= limit || self.inbound_requests >= limit || self.operational_events >= limit
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -304,8 +321,10 @@ pub trait Store: Send + Sync + 'static {
         lease: Lease,
         limit: usize,
     ) -> Result<Vec<DeliveryTask>>;
-    /// The tasks of those deliveries that are still pending, as the store has them now.
-    async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>>;
+    /// The tasks of those deliveries that are still pending and leased to `owner`, as the
+    /// store has them now: work another instance has taken over is not returned.
+    async fn load_tasks(&self, owner: &str, delivery_ids: Vec<String>)
+    -> Result<Vec<DeliveryTask>>;
     /// Records attempts and moves their deliveries on, in one transaction; disables endpoints
     /// that have failed without a success since before `now - auto_disable_after`.
     async fn record_attempts(
@@ -319,6 +338,31 @@ pub trait Store: Send + Sync + 'static {
     /// Drops every lease: for a single-process store at start, when no other owner can exist.
     async fn release_all_leases(&self) -> Result<()>;
     async fn queue_stats(&self) -> Result<QueueStats>;
+    /// Signalled when another process may have made deliveries due (PostgreSQL's
+    /// LISTEN/NOTIFY), so that workers claim them without waiting for the next poll. `None`
+    /// for a store that only this process writes.
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+    /// Takes or renews the cluster-wide lease on periodic job `job` for `owner` until
+    /// `until`; true when `owner` holds it, so a job runs once per cluster. A store that
+    /// only this process opens always answers true.
+    async fn hold_job(
+        &self,
+        _job: &str,
+        _owner: &str,
+        _now: DateTime<Utc>,
+        _until: DateTime<Utc>,
+    ) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Retention: deletes up to `limit` finished events created before `before` (with their
+    /// deliveries and attempts; an event with a delivery still pending or waiting for a
+    /// batch is kept), and up to `limit` inbound request-log rows and operational events
+    /// from before it. Returns how many rows of each kind went, so a caller repeats while a
+    /// kind reaches `limit`. May be relaxed: a purge lost in a crash is redone.
+    async fn purge_before(&self, before: DateTime<Utc>, limit: usize) -> Result<PurgeCounts>;
 
     // Health and statistics.
     async fn recent_attempts(

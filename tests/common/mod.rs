@@ -1,6 +1,9 @@
-//! Shared test harness: a real hookrelay on 127.0.0.1 port 0 with its own SQLite directory,
-//! a JSON client, and real HTTP receivers that record what they get.
+//! Shared test harness: a real hookrelay on 127.0.0.1 port 0 with its own store (a SQLite
+//! directory, or a PostgreSQL schema when `HOOKRELAY_TEST_DATABASE_URL` is set: see
+//! `postgres.rs`), a JSON client, and real HTTP receivers that record what they get.
 #![allow(dead_code)]
+
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Config::default().settings().expect("default settings");
     s.listen = "127.0.0.1:0".parse().unwrap();
     s.data_dir = dir.to_path_buf();
+    s.database_url = postgres::database_url_for(dir);
+    s.database_pool_size = 4;
     s.admin_key = Some(ADMIN_KEY.into());
     s.allow_nets = vec!["127.0.0.1/32".parse().unwrap()];
     s.poll_interval = Duration::from_millis(50);
@@ -400,6 +405,10 @@ impl Server {
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(url) = postgres::database_url_for(dir) {
+            cmd.env("HOOKRELAY_DATABASE_URL", url)
+                .env("HOOKRELAY_DATABASE_POOL_SIZE", "8");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -13,9 +13,6 @@ use super::*;
 use crate::domain::source::{InboundOutcome, InboundRequestLog, Source, SourceActivity};
 use crate::inbound::{SourceSecret, SourceSettings};
 
-const SOURCE_COLUMNS: &str = "id, tenant_id, name, settings, allowed_event_types, destinations,
-    enabled, dedup_window_s, unconfirmed_token, unconfirmed_token_at, created_at, updated_at";
-
 fn json_col<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = r.get(idx)?;
     serde_json::from_str(&text)
@@ -41,10 +38,6 @@ fn source_row(r: &Row<'_>) -> rusqlite::Result<Source> {
         updated_at: from_ms(r.get(11)?),
     })
 }
-
-const REQUEST_COLUMNS: &str = "id, tenant_id, source_id, received_at, outcome, reason,
-    provider_event_id, event_type, dedup_key, headers, body, body_bytes, routed_events,
-    routing_error";
 
 fn request_row(r: &Row<'_>) -> rusqlite::Result<InboundRequestLog> {
     let outcome: String = r.get(4)?;

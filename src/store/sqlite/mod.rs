@@ -830,13 +830,19 @@ impl Store for SqliteStore {
                     .collect()
                 })
                 .map_err(backend)?;
-            load_tasks(c, &ids).map_err(backend)
+            load_tasks(c, None, &ids).map_err(backend)
         })
         .await
     }
 
-    async fn load_tasks(&self, delivery_ids: Vec<String>) -> Result<Vec<DeliveryTask>> {
-        self.read(move |c| load_tasks(c, &delivery_ids)).await
+    async fn load_tasks(
+        &self,
+        owner: &str,
+        delivery_ids: Vec<String>,
+    ) -> Result<Vec<DeliveryTask>> {
+        let owner = owner.to_string();
+        self.read(move |c| load_tasks(c, Some(&owner), &delivery_ids))
+            .await
     }
 
     async fn record_attempts(
@@ -885,6 +891,11 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn purge_before(&self, before: DateTime<Utc>, limit: usize) -> Result<PurgeCounts> {
+        self.write_relaxed(move |c| purge_before(c, before, limit).map_err(backend))
+            .await
     }
 
     async fn queue_stats(&self) -> Result<QueueStats> {
@@ -1061,13 +1072,64 @@ impl Store for SqliteStore {
     }
 }
 
-fn load_tasks(c: &Connection, ids: &[String]) -> rusqlite::Result<Vec<DeliveryTask>> {
+/// Retention, by id ranges on the primary keys (ids sort by creation time).
+fn purge_before(
+    c: &Connection,
+    before: DateTime<Utc>,
+    limit: usize,
+) -> rusqlite::Result<PurgeCounts> {
+    let events: Vec<String> = c
+        .prepare_cached(
+            "SELECT id FROM events e WHERE id < ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.event_id = e.id AND d.status = 'pending')
+               AND NOT EXISTS (SELECT 1 FROM inbound_batch_items b WHERE b.event_id = e.id)
+             ORDER BY id LIMIT ?2",
+        )?
+        .query_map(
+            params![ids::first_id_at(ids::EVENT, before), limit as i64],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &events {
+        c.prepare_cached(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?1)",
+        )?
+        .execute([id])?;
+        c.prepare_cached("DELETE FROM deliveries WHERE event_id = ?1")?
+            .execute([id])?;
+        c.prepare_cached("DELETE FROM events WHERE id = ?1")?
+            .execute([id])?;
+    }
+    let by_id = |table: &str, prefix: &str| -> rusqlite::Result<u64> {
+        let n = c
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE id IN
+                   (SELECT id FROM {table} WHERE id < ?1 ORDER BY id LIMIT ?2)"
+            ))?
+            .execute(params![ids::first_id_at(prefix, before), limit as i64])?;
+        Ok(n as u64)
+    };
+    Ok(PurgeCounts {
+        events: events.len() as u64,
+        inbound_requests: by_id("inbound_requests", ids::INBOUND_REQUEST)?,
+        operational_events: by_id("operational_events", ids::OPERATIONAL_EVENT)?,
+    })
+}
+
+/// The pending tasks among `ids`, only those leased to `owner` when one is given.
+fn load_tasks(
+    c: &Connection,
+    owner: Option<&str>,
+    ids: &[String],
+) -> rusqlite::Result<Vec<DeliveryTask>> {
     let mut stmt = c.prepare_cached(&format!(
-        "{TASK_SELECT} WHERE d.id = ?1 AND d.status = 'pending'"
+        "{TASK_SELECT} WHERE d.id = ?1 AND d.status = 'pending'
+           AND (?2 IS NULL OR d.lease_owner = ?2)"
     ))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(task) = stmt.query_row([id], task_row).optional()? {
+        if let Some(task) = stmt.query_row(params![id, owner], task_row).optional()? {
             out.push(task);
         }
     }
@@ -1113,7 +1175,7 @@ fn record_attempts(
         c.prepare_cached(
             "UPDATE deliveries SET status = ?2, attempts = max(attempts, ?3), next_attempt_at = ?4,
                 lease_owner = ?5, lease_until = ?6, last_error = ?7, updated_at = ?8
-             WHERE id = ?1",
+             WHERE id = ?1 AND status = 'pending'",
         )?
         .execute(params![
             a.delivery_id,

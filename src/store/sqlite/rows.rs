@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use rusqlite::types::Type;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
@@ -11,17 +10,7 @@ use crate::domain::{
     EventType, Tenant,
 };
 
-pub fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or_default()
-}
-
-pub fn json<T: Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data serialises")
-}
+pub use crate::store::columns::*;
 
 fn parse_json<T: DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = r.get(idx)?;
@@ -64,12 +53,6 @@ pub fn event_type_row(r: &Row<'_>) -> rusqlite::Result<EventType> {
     })
 }
 
-pub const ENDPOINT_COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, channels, secrets,
-    headers, timeout_ms, rate_limit_per_s, disabled, metadata, retry_schedule,
-    consecutive_failures, failing_since, last_success_at, last_failure_at, disabled_reason,
-    disabled_at, created_at, updated_at, source_id";
-
 pub fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     Ok(Endpoint {
         id: r.get(0)?,
@@ -99,9 +82,6 @@ pub fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     })
 }
 
-pub const EVENT_COLUMNS: &str =
-    "id, tenant_id, event_type, payload, channels, idempotency_key, created_at";
-
 pub fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
@@ -113,9 +93,6 @@ pub fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         created_at: from_ms(r.get(6)?),
     })
 }
-
-pub const DELIVERY_COLUMNS: &str = "id, tenant_id, event_id, endpoint_id, event_type, status,
-    attempts, next_attempt_at, last_error, created_at, updated_at";
 
 pub fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = r.get(5)?;
@@ -139,10 +116,6 @@ pub fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         updated_at: from_ms(r.get(10)?),
     })
 }
-
-pub const ATTEMPT_COLUMNS: &str = "id, delivery_id, tenant_id, endpoint_id, attempt, url,
-    started_at, duration_ms, succeeded, request_headers, response_status, response_headers,
-    response_body, error_kind, error";
 
 pub fn attempt_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
