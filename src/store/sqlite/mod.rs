@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, one writer thread
 //! doing group commit (`writer.rs`) and a pool of read-only connections (`reader.rs`).
 
+mod checkpointer;
 mod inbound;
 mod reader;
 mod rows;
@@ -29,6 +30,7 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
+    _checkpointer: checkpointer::Checkpointer,
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -87,6 +89,11 @@ impl SqliteStore {
         let path = dir.join("hookrelay.db");
         let conn = open(&path, false).map_err(backend)?;
         migrate(&conn)?;
+        // Checkpoints run on their own thread (checkpointer.rs), not inside the writer's
+        // commits, where they held up every publish waiting for that commit.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(backend)?;
+        let checkpointer = checkpointer::start(open(&path, false).map_err(backend)?);
         let readers = (0..READERS)
             .map(|_| open(&path, true))
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -94,6 +101,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Writer::start(conn),
             readers: Readers::new(readers),
+            _checkpointer: checkpointer,
         })
     }
 
