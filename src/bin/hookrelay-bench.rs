@@ -16,11 +16,25 @@
 //! endpoints), `latency` (open loop at `--rate`), `inbound` (signed GitHub deliveries to a
 //! source whose HTTP destination is the sink), `rss` (idle and peak resident memory, taken
 //! from the other scenarios' children, or from a child of its own when run alone).
+//!
+//! `--backend postgres` runs hookrelay on PostgreSQL instead of its embedded SQLite store: the
+//! bench starts a durable throw-away server with `scripts/pg-cluster start DIR --durable`
+//! (stopped at exit), or uses `--database-url` (an admin URL of an existing server), and
+//! gives each scenario a fresh database (`CREATE DATABASE bench_<pid>_<n>`, dropped after).
+//! `--instances N` then starts N hookrelay children on that database, each on its own port;
+//! instance 0 is set up through the API and the load generator's clients are spread over all
+//! of them (client k talks to instance k mod N).
+//!
+//! ```text
+//! target/release/hookrelay-bench --backend postgres --instances 2 --only publish,deliver
+//! ```
 
 #[path = "hookrelay_bench/child.rs"]
 mod child;
 #[path = "hookrelay_bench/load.rs"]
 mod load;
+#[path = "hookrelay_bench/pg.rs"]
+mod pg;
 #[path = "hookrelay_bench/report.rs"]
 mod report;
 #[path = "hookrelay_bench/scenarios.rs"]
@@ -98,6 +112,41 @@ struct Args {
     /// RUST_LOG for the child.
     #[arg(long, default_value = "info")]
     child_log: String,
+    /// The store hookrelay runs on: its embedded SQLite, or PostgreSQL (a durable throw-away
+    /// server the bench starts, unless --database-url is given).
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    backend: Backend,
+    /// hookrelay instances per scenario, sharing one database, each on its own port; the
+    /// load is spread over them. More than 1 only with --backend postgres.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// With --backend postgres: an existing server's admin URL
+    /// (postgres://user@host:port/postgres) to create the per-scenario databases on,
+    /// instead of starting a throw-away server.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The script that starts the throw-away PostgreSQL server [default: scripts/pg-cluster
+    /// of the checkout this bench was built from].
+    #[arg(long)]
+    pg_cluster_script: Option<PathBuf>,
+    /// HOOKRELAY_DATABASE_POOL_SIZE for each instance (hookrelay's default when left out).
+    #[arg(long)]
+    database_pool_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,14 +201,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tokio::select! {
-        r = run(args) => r,
-        _ = tokio::signal::ctrl_c() => {
-            // Dropping the run kills the child and removes its data directory.
-            eprintln!("interrupted");
-            std::process::exit(130);
-        }
-    }
+    let outcome = tokio::select! {
+        r = run(args) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    // Here the run has been dropped: its children are killed, their data directories
+    // removed, and the throw-away PostgreSQL server (if any) stopped.
+    outcome.unwrap_or_else(|| {
+        eprintln!("interrupted");
+        std::process::exit(130);
+    })
 }
 
 async fn run(mut args: Args) -> anyhow::Result<()> {
@@ -169,6 +220,16 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be positive");
+    }
+    if args.instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if args.backend == Backend::Sqlite
+        && (args.instances > 1 || args.database_url.is_some() || args.database_pool_size.is_some())
+    {
+        bail!(
+            "--instances above 1, --database-url and --database-pool-size need --backend postgres"
+        );
     }
     let wanted = |s: Scenario| args.only.is_empty() || args.only.contains(&s);
     let needs_child = [
@@ -198,7 +259,47 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             data_root.display()
         );
     }
+    let pg = match (args.backend, &args.database_url) {
+        (Backend::Sqlite, _) => None,
+        (Backend::Postgres, Some(url)) => Some(pg::Postgres::existing(url).await?),
+        (Backend::Postgres, None) => {
+            let script = args.pg_cluster_script.clone().unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-cluster")
+            });
+            Some(pg::Postgres::start_cluster(&script, &data_root).await?)
+        }
+    };
+    let backend = json!({
+        "kind": args.backend.name(),
+        "instances": args.instances,
+        "postgres": pg.as_ref().map(|p| json!({
+            "throw_away_server": p.cluster_dir().map(|d| d.display().to_string()),
+            "version": p.version,
+            "fsync": p.fsync,
+            "synchronous_commit": p.synchronous_commit,
+            "server_cpu_measured": p.postmaster.is_some(),
+            "pool_size": args.database_pool_size,
+        })),
+    });
+    let heading = report::heading(
+        args.backend.name(),
+        args.instances,
+        pg.as_ref().map(|p| {
+            format!(
+                "{}, fsync {}, synchronous_commit {}",
+                p.version
+                    .as_deref()
+                    .and_then(|v| v.split(" on ").next())
+                    .unwrap_or("PostgreSQL ?"),
+                p.fsync.as_deref().unwrap_or("?"),
+                p.synchronous_commit.as_deref().unwrap_or("?"),
+            )
+        }),
+    );
     let ctx = Ctx {
+        pg,
+        instances: args.instances,
+        database_pool_size: args.database_pool_size,
         hookrelay: hookrelay.clone(),
         data_root: data_root.clone(),
         duration: args.duration,
@@ -214,8 +315,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         sink: Sink::start().await?,
     };
     eprintln!(
-        "hookrelay-bench: {} · data in {} ({}) · {} clients · {:?} per scenario · {} B payloads · sink on {}",
+        "hookrelay-bench: {} · {} · data in {} ({}) · {} clients · {:?} per scenario · {} B payloads · sink on {}",
         hookrelay.display(),
+        heading,
         data_root.display(),
         data_fs.as_deref().unwrap_or("?"),
         args.clients,
@@ -236,7 +338,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         let run = run_once(&ctx, &wanted, patience).await?;
         if args.repeat > 1 {
             eprintln!(
-                "{}",
+                "{heading}\n{}",
                 report::table(&report::figures(std::slice::from_ref(&run)))
             );
         }
@@ -247,7 +349,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     if args.repeat > 1 {
         println!("\nMedians of {} runs:", args.repeat);
     }
-    println!("{}", report::table(&figures));
+    println!("{heading}\n{}", report::table(&figures));
     for (i, run) in runs.iter().enumerate() {
         let tag = if runs.len() > 1 {
             format!("run {}: ", i + 1)
@@ -262,6 +364,13 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             if let Some(why) = disturbed(&share) {
                 println!("{tag}warning: {name}: {why} during the load phase; not a quiet machine");
             }
+        }
+        let pg = report::pg_lines(run);
+        if !pg.is_empty() {
+            println!(
+                "{tag}PostgreSQL, from the start of the load (requests: accepted ones):\n  {}",
+                pg.join("\n  ")
+            );
         }
         for note in report::notes(run) {
             println!("{tag}note: {note}");
@@ -284,6 +393,8 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         },
+        "backend": backend,
+        "instances": args.instances,
         "data_root": data_root.display().to_string(),
         "data_fs": data_fs,
         "settings": {
@@ -298,6 +409,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             "noise_retries": args.noise_retries,
             "delivery_concurrency": args.delivery_concurrency,
             "child_log": args.child_log,
+            "backend": args.backend.name(),
+            "instances": args.instances,
+            "database_pool_size": args.database_pool_size,
             "only": args.only.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
         },
         "figures": figures,
@@ -309,6 +423,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("results: {}", path.display());
+    if let Some(pg) = ctx.pg {
+        pg.close().await;
+    }
     Ok(())
 }
 
@@ -468,10 +585,23 @@ async fn run_once(
             .iter()
             .filter_map(|(n, c)| Some((*n, c.peak_rss_mb?)))
             .reduce(|a, b| if b.1 > a.1 { b } else { a });
+        let several = children.iter().any(|(_, c)| c.instances > 1);
+        if several {
+            run.rss_idle_sum_mb = children
+                .iter()
+                .filter_map(|(_, c)| c.idle_rss_sum_mb)
+                .reduce(f64::max);
+        }
         // Run alone, the child saw no load: its peak is not "under load".
         if children.iter().any(|(n, _)| *n != "idle") {
             run.rss_peak_mb = peak.map(|p| p.1);
             run.rss_peak_scenario = peak.map(|p| p.0.to_string());
+            if several {
+                run.rss_peak_sum_mb = children
+                    .iter()
+                    .filter_map(|(_, c)| c.peak_rss_sum_mb)
+                    .reduce(f64::max);
+            }
         }
     }
     Ok(run)

@@ -1,5 +1,7 @@
 //! The hookrelay under test: the already-built binary, started as a child process with a
-//! fresh data directory and a free 127.0.0.1 port, set up through its API, killed at the end.
+//! fresh data directory (or a fresh PostgreSQL database) and a free 127.0.0.1 port, set up
+//! through its API, killed at the end. With PostgreSQL, several children may share one
+//! database: a [`Fleet`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ pub struct ChildOptions {
     pub delivery_enabled: bool,
     pub delivery_concurrency: Option<usize>,
     pub rust_log: String,
+    /// HOOKRELAY_DATABASE_URL (PostgreSQL); the embedded SQLite store when `None`.
+    pub database_url: Option<String>,
+    /// HOOKRELAY_DATABASE_POOL_SIZE (its default when `None`).
+    pub database_pool_size: Option<u32>,
 }
 
 pub struct Hookrelay {
@@ -86,6 +92,12 @@ impl Hookrelay {
         if let Some(n) = opts.delivery_concurrency {
             cmd.env("HOOKRELAY_DELIVERY_CONCURRENCY", n.to_string());
         }
+        if let Some(url) = &opts.database_url {
+            cmd.env("HOOKRELAY_DATABASE_URL", url);
+        }
+        if let Some(n) = opts.database_pool_size {
+            cmd.env("HOOKRELAY_DATABASE_POOL_SIZE", n.to_string());
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -97,7 +109,7 @@ impl Hookrelay {
             dir,
             api: new_client(),
         };
-        hr.wait_healthy(Duration::from_secs(30)).await?;
+        hr.wait_healthy(Duration::from_secs(60)).await?;
         Ok(hr)
     }
 
@@ -275,6 +287,82 @@ impl Drop for Hookrelay {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The hookrelay instances of one scenario: one child, or several sharing one PostgreSQL
+/// database (each on its own port). The first one is the one set up through the API.
+pub struct Fleet {
+    pub all: Vec<Hookrelay>,
+    /// The PostgreSQL database they share, made for this scenario, if any.
+    pub database: Option<String>,
+}
+
+impl Fleet {
+    pub fn first(&self) -> &Hookrelay {
+        &self.all[0]
+    }
+
+    pub fn count(&self) -> usize {
+        self.all.len()
+    }
+
+    /// `http://addr` of each instance.
+    pub fn bases(&self) -> Vec<String> {
+        self.all.iter().map(Hookrelay::base).collect()
+    }
+
+    /// Total CPU seconds of all instances (`None` if one cannot be read).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.all.iter().map(Hookrelay::cpu_seconds).sum()
+    }
+
+    /// Bytes all instances caused to be written to storage.
+    pub fn written_bytes(&self) -> Option<f64> {
+        self.all
+            .iter()
+            .map(|h| written_bytes(&h.pid.to_string()))
+            .sum()
+    }
+
+    /// A `Vm*` figure of each instance, MB.
+    pub fn vm_mb_each(&self, field: &str) -> Vec<Option<f64>> {
+        self.all.iter().map(|h| h.vm_mb(field)).collect()
+    }
+
+    /// Each instance's `/metrics` text, of those that answer.
+    pub async fn metrics(&self) -> Vec<String> {
+        let mut texts = Vec::new();
+        for h in &self.all {
+            texts.extend(h.metrics().await);
+        }
+        texts
+    }
+
+    /// WARN and ERROR lines of all instances (count, first few; tagged `[i]` when several).
+    pub fn log_problems(&self, keep: usize) -> (usize, Vec<String>) {
+        let mut count = 0;
+        let mut lines = Vec::new();
+        for (i, h) in self.all.iter().enumerate() {
+            let (n, first) = h.log_problems(keep);
+            count += n;
+            for l in first {
+                if lines.len() < keep {
+                    lines.push(if self.all.len() > 1 {
+                        format!("[{i}] {l}")
+                    } else {
+                        l
+                    });
+                }
+            }
+        }
+        (count, lines)
+    }
+
+    pub async fn stop(self) {
+        for h in self.all {
+            h.stop().await;
+        }
     }
 }
 

@@ -44,9 +44,12 @@ pub type MakeRequest = dyn Fn(usize, u64) -> Made + Send + Sync;
 
 /// What every request of a run looks like.
 pub struct Target {
-    pub uri: Uri,
-    /// Fetched (GET) once per client before the clock starts, to open its connection.
-    pub warm_uri: Uri,
+    /// Where to send: client k sends all its requests to `uris[k % uris.len()]` (several
+    /// instances of hookrelay behind a connection-level balancer).
+    pub uris: Vec<Uri>,
+    /// Fetched (GET) once per client before the clock starts, to open its connection: client
+    /// k fetches `warm_uris[k % warm_uris.len()]`, so give it one per entry of `uris`.
+    pub warm_uris: Vec<Uri>,
     pub auth: Option<HeaderValue>,
     pub body: Bytes,
     pub expect: StatusCode,
@@ -58,23 +61,33 @@ pub struct Target {
 }
 
 impl Target {
-    /// A target sending `body` as is.
+    /// A target sending `body` as is (to each of `uris`, client by client).
     pub fn fixed(
-        uri: Uri,
-        warm_uri: Uri,
+        uris: Vec<Uri>,
+        warm_uris: Vec<Uri>,
         auth: Option<HeaderValue>,
         body: Bytes,
         expect: StatusCode,
     ) -> Target {
         Target {
-            uri,
-            warm_uri,
+            uris,
+            warm_uris,
             auth,
             body,
             expect,
             expect_in_body: None,
             make: None,
         }
+    }
+
+    /// Where client `k` sends its requests.
+    pub fn uri(&self, k: usize) -> &Uri {
+        &self.uris[k % self.uris.len()]
+    }
+
+    /// What client `k` fetches to open its connection.
+    pub fn warm_uri(&self, k: usize) -> &Uri {
+        &self.warm_uris[k % self.warm_uris.len()]
     }
 }
 
@@ -150,9 +163,10 @@ impl LoadOutcome {
 async fn send(
     client: &HttpClient,
     target: &Target,
+    uri: &Uri,
     made: Option<Made>,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
-    let mut req = Request::post(target.uri.clone()).header(CONTENT_TYPE, "application/json");
+    let mut req = Request::post(uri.clone()).header(CONTENT_TYPE, "application/json");
     if let Some(auth) = &target.auth {
         req = req.header(AUTHORIZATION, auth.clone());
     }
@@ -171,15 +185,15 @@ async fn send(
     Ok((status, body))
 }
 
-async fn warm_up(client: &HttpClient, target: &Target) -> anyhow::Result<()> {
+async fn warm_up(client: &HttpClient, uri: &Uri) -> anyhow::Result<()> {
     let req = Request::builder()
         .method(Method::GET)
-        .uri(target.warm_uri.clone())
+        .uri(uri.clone())
         .body(Full::new(Bytes::new()))?;
     let resp = client
         .request(req)
         .await
-        .with_context(|| format!("warm-up GET {}", target.warm_uri))?;
+        .with_context(|| format!("warm-up GET {uri}"))?;
     resp.into_body().collect().await?;
     Ok(())
 }
@@ -244,6 +258,9 @@ pub async fn open_loop(
 
 async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<LoadOutcome> {
     let clients = clients.max(1);
+    if target.uris.is_empty() || target.warm_uris.is_empty() {
+        anyhow::bail!("a load target needs at least one URI");
+    }
     let mode = Arc::new(mode);
     // Every client opens its connection first; the clock starts once all have.
     let barrier = Arc::new(Barrier::new(clients + 1));
@@ -256,7 +273,8 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
         let mut start_rx = start_rx.clone();
         tasks.spawn(async move {
             let client = new_client();
-            let warm = warm_up(&client, &target).await;
+            let uri = target.uri(k).clone();
+            let warm = warm_up(&client, target.warm_uri(k)).await;
             barrier.wait().await;
             warm?;
             let start = start_rx
@@ -274,7 +292,7 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
                         n += 1;
                         let id = made.as_ref().map(|m| m.id.clone());
                         let t0 = Instant::now();
-                        let result = send(&client, &target, made).await;
+                        let result = send(&client, &target, &uri, made).await;
                         note(&mut out, result, &target, t0, Sent::from(id)).await;
                     }
                 }
@@ -293,7 +311,7 @@ async fn run(target: Arc<Target>, clients: usize, mode: Mode) -> anyhow::Result<
                             None if *want_ids => Sent::FromAnswer,
                             None => Sent::Untracked,
                         };
-                        let result = send(&client, &target, made).await;
+                        let result = send(&client, &target, &uri, made).await;
                         note(&mut out, result, &target, due, sent).await;
                         i += clients as u64;
                     }

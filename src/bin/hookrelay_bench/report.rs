@@ -15,10 +15,15 @@ pub struct RunResult {
     pub fanout: Option<DeliverResult>,
     pub latency: Option<LatencyResult>,
     pub inbound: Option<InboundResult>,
-    /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB.
+    /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB; with
+    /// several instances, of the largest instance.
     pub rss_idle_mb: Option<f64>,
     pub rss_peak_mb: Option<f64>,
     pub rss_peak_scenario: Option<String>,
+    /// With several instances: the same summed over the instances of a scenario (largest
+    /// over the scenarios). `None` with one instance.
+    pub rss_idle_sum_mb: Option<f64>,
+    pub rss_peak_sum_mb: Option<f64>,
     /// Measurements thrown away and redone because other processes disturbed them.
     pub redone: Vec<String>,
 }
@@ -183,6 +188,20 @@ const DEFS: &[Def] = &[
         false,
     ),
     def(
+        "rss_idle_sum_mb",
+        "6   RSS idle, all instances summed",
+        "MB",
+        None,
+        false,
+    ),
+    def(
+        "rss_peak_sum_mb",
+        "6   RSS peak, all instances summed",
+        "MB",
+        None,
+        false,
+    ),
+    def(
         "inbound_rps",
         "7 inbound verify + durable accept",
         "req/s",
@@ -225,6 +244,8 @@ fn value(run: &RunResult, key: &str) -> Option<f64> {
         "inbound_drain_s" => run.inbound.as_ref().map(|i| i.drain_s),
         "rss_idle_mb" => run.rss_idle_mb,
         "rss_peak_mb" => run.rss_peak_mb,
+        "rss_idle_sum_mb" => run.rss_idle_sum_mb,
+        "rss_peak_sum_mb" => run.rss_peak_sum_mb,
         _ => None,
     }
 }
@@ -290,6 +311,21 @@ fn number(v: f64, unit: &str) -> String {
         }
         if n < 0 { format!("-{out}") } else { out }
     }
+}
+
+/// The line above each table: what was measured, so tables of different runs compare.
+pub fn heading(backend: &str, instances: usize, server: Option<String>) -> String {
+    let mut h = format!(
+        "backend: {backend} · {instances} hookrelay instance{}",
+        if instances == 1 { "" } else { "s" }
+    );
+    if let Some(server) = server {
+        h.push_str(&format!(" · {server}"));
+    }
+    if instances > 1 {
+        h.push_str(" · RSS rows: the largest instance, unless marked summed");
+    }
+    h
 }
 
 pub fn table(figures: &[Figure]) -> String {
@@ -452,8 +488,15 @@ pub fn notes(run: &RunResult) -> Vec<String> {
 pub fn cpu_line(run: &RunResult) -> String {
     let pct = |v: Option<f64>| v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "?".into());
     let share = |c: &CpuShare| {
+        let db = match (c.postgres, c.postgres_disk_write_mb_s) {
+            (Some(cpu), w) => format!(
+                "postgres {cpu:.0}% ({} MB/s written) ",
+                w.map(|v| format!("{v:.1}")).unwrap_or_else(|| "?".into())
+            ),
+            _ => String::new(),
+        };
         format!(
-            "hookrelay {} bench {} other {} (+{} MB/s other disk writes)",
+            "hookrelay {} {db}bench {} other {} (+{} MB/s other disk writes)",
             pct(c.hookrelay),
             pct(c.bench),
             pct(c.other),
@@ -495,6 +538,56 @@ pub fn cpu_line(run: &RunResult) -> String {
         ));
     }
     parts.join("\n  ")
+}
+
+/// What PostgreSQL did per scenario: transactions and WAL per accepted request, and where
+/// its active backends waited. Empty on SQLite.
+pub fn pg_lines(run: &RunResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut add = |name: &str, child: &ChildStats, requests: u64| {
+        let Some(pg) = &child.postgres else { return };
+        let per = |v: f64| v / (requests.max(1) as f64);
+        let total: u64 = pg.waits.iter().map(|w| w.1).sum();
+        let waits: Vec<String> = pg
+            .waits
+            .iter()
+            .take(5)
+            .map(|(w, n)| format!("{w} {:.0}%", *n as f64 * 100.0 / total.max(1) as f64))
+            .collect();
+        lines.push(format!(
+            "{name}: {} commits ({:.2}/request), {} rollbacks, {} deadlocks, {:.1} rows inserted \
+             + {:.1} updated + {:.1} deleted /request, WAL {:.1} KB/request ({:.1} full-page \
+             images/request, {} WAL fsyncs); active backends {:.1} on average (max {}): {}",
+            pg.commits,
+            per(pg.commits as f64),
+            pg.rollbacks,
+            pg.deadlocks,
+            per(pg.tup_inserted as f64),
+            per(pg.tup_updated as f64),
+            per(pg.tup_deleted as f64),
+            per(pg.wal_bytes) / 1e3,
+            per(pg.wal_fpi as f64),
+            pg.wal_sync,
+            total as f64 / pg.samples.max(1) as f64,
+            pg.max_active,
+            waits.join(", ")
+        ));
+    };
+    if let Some(p) = &run.publish {
+        add("publish", &p.child, p.load.ok);
+    }
+    for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
+        if let Some(r) = r {
+            add(name, &r.child, r.publish.ok);
+        }
+    }
+    if let Some(l) = &run.latency {
+        add("latency", &l.child, l.publish.ok);
+    }
+    if let Some(i) = &run.inbound {
+        add("inbound", &i.child, i.load.ok);
+    }
+    lines
 }
 
 /// Each scenario's load-phase CPU and disk shares, to judge how quiet the machine was.

@@ -1,6 +1,10 @@
-//! The scenarios. Each hookrelay scenario starts its own child on a fresh data directory and
-//! kills it at the end; all traffic stays on 127.0.0.1.
+//! The scenarios. Each hookrelay scenario starts its own child (or, on PostgreSQL, its own
+//! `--instances` children sharing one database) on a fresh data directory or database, and
+//! kills it at the end; all traffic stays on 127.0.0.1. With several instances, instance 0 is
+//! set up through the API and the load tool's clients are spread over all of them (client k
+//! talks to instance k mod N); deliveries are counted at the sink as with one.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +15,9 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use serde::Serialize;
 
-use crate::child::{self, ADMIN_KEY, ChildOptions, EVENT_TYPE, Hookrelay};
+use crate::child::{self, ADMIN_KEY, ChildOptions, EVENT_TYPE, Fleet, Hookrelay};
 use crate::load::{self, LoadOutcome, Percentiles, Target, percentiles};
+use crate::pg::{PgActivity, Postgres, Probe};
 use crate::sink::{INBOUND_INDEX, Sink};
 
 /// Everything a scenario needs from the command line, plus the shared sink.
@@ -32,20 +37,34 @@ pub struct Ctx {
     /// Size of each inbound request body, bytes of JSON.
     pub payload_bytes: usize,
     pub sink: Sink,
+    /// The PostgreSQL server each scenario gets a fresh database on; SQLite when `None`.
+    pub pg: Option<Postgres>,
+    /// hookrelay instances per scenario (several only on PostgreSQL).
+    pub instances: usize,
+    pub database_pool_size: Option<u32>,
 }
 
-/// What the child process did during a scenario.
+/// What the child process (or processes) did during a scenario.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChildStats {
-    /// VmRSS after start and setup, before any load, in MB.
+    /// hookrelay instances (children) of the scenario.
+    pub instances: usize,
+    /// VmRSS after start and setup, before any load, in MB: the largest instance's.
     pub idle_rss_mb: Option<f64>,
-    /// VmHWM at the end of the scenario, in MB.
+    /// VmHWM at the end of the scenario, in MB: the largest instance's.
     pub peak_rss_mb: Option<f64>,
+    /// The same, summed over all instances (equal to the above with one).
+    pub idle_rss_sum_mb: Option<f64>,
+    pub peak_rss_sum_mb: Option<f64>,
     /// CPU used from the start of the load to the end of the scenario (drain included),
-    /// in % of one core.
+    /// in % of one core, all instances together.
     pub cpu_pct: Option<f64>,
+    /// CPU of the PostgreSQL server meanwhile, % of one core (when it runs here).
+    pub postgres_cpu_pct: Option<f64>,
+    /// What PostgreSQL did for the scenario's database from the start of the load.
+    pub postgres: Option<PgActivity>,
     /// Group commits of the SQLite writer over the child's life, and their mean size
-    /// (writes per transaction), from its /metrics.
+    /// (writes per transaction), from its /metrics (summed over instances).
     pub group_commits: Option<f64>,
     pub group_commit_mean_size: Option<f64>,
     /// `webhook_retries_total` and `webhook_deliveries_total` at the end.
@@ -148,8 +167,12 @@ pub struct InboundResult {
 /// Where the machine's CPU went during a phase, in % of one core.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CpuShare {
-    /// The hookrelay child.
+    /// The hookrelay child (all instances).
     pub hookrelay: Option<f64>,
+    /// The PostgreSQL server (postmaster and its children), when it runs on this machine.
+    pub postgres: Option<f64>,
+    /// What the PostgreSQL server wrote to storage, MB/s.
+    pub postgres_disk_write_mb_s: Option<f64>,
     /// This process: load generator and sink.
     pub bench: Option<f64>,
     /// Everything else on the machine: noise.
@@ -168,19 +191,42 @@ struct Meter {
     disk_written: Option<f64>,
     bench_written: Option<f64>,
     child_written: Option<f64>,
+    /// CPU seconds and bytes written of each PostgreSQL server process.
+    db: Option<HashMap<u32, (f64, f64)>>,
 }
 
 impl Meter {
-    fn now(hr: Option<&Hookrelay>) -> Meter {
+    fn now(hr: Option<&Fleet>, pg: Option<&Postgres>) -> Meter {
+        let db = pg.filter(|p| p.postmaster.is_some()).map(|p| {
+            p.pids()
+                .into_iter()
+                .filter_map(|pid| {
+                    let id = pid.to_string();
+                    let cpu = child::cpu_seconds(&id)?;
+                    Some((pid, (cpu, child::written_bytes(&id).unwrap_or(0.0))))
+                })
+                .collect()
+        });
         Meter {
             at: Instant::now(),
             machine: machine_busy_seconds(),
             bench: child::cpu_seconds("self"),
-            child: hr.and_then(Hookrelay::cpu_seconds),
+            child: hr.and_then(Fleet::cpu_seconds),
             disk_written: disk_written_bytes(),
             bench_written: child::written_bytes("self"),
-            child_written: hr.and_then(|h| child::written_bytes(&h.pid.to_string())),
+            child_written: hr.and_then(Fleet::written_bytes),
+            db,
         }
+    }
+
+    /// CPU seconds and bytes written by the PostgreSQL server since `start`: processes
+    /// that started meanwhile count whole, those that ended meanwhile are lost.
+    fn db_since(&self, start: &Meter) -> Option<(f64, f64)> {
+        let (now, then) = (self.db.as_ref()?, start.db.as_ref()?);
+        Some(now.iter().fold((0.0, 0.0), |(c, w), (pid, (cpu, wr))| {
+            let (c0, w0) = then.get(pid).copied().unwrap_or((0.0, 0.0));
+            (c + (cpu - c0).max(0.0), w + (wr - w0).max(0.0))
+        }))
     }
 
     fn since(&self, start: &Meter) -> CpuShare {
@@ -190,14 +236,19 @@ impl Meter {
         let machine = delta(self.machine, start.machine);
         let bench = delta(self.bench, start.bench);
         let child = delta(self.child, start.child);
+        let db = self.db_since(start);
+        let db_cpu = db.map(|d| d.0);
         let other = machine
             .zip(bench)
-            .map(|(m, b)| (m - b - child.unwrap_or(0.0)).max(0.0));
+            .map(|(m, b)| (m - b - child.unwrap_or(0.0) - db_cpu.unwrap_or(0.0)).max(0.0));
         let written = delta(self.disk_written, start.disk_written);
         let ours = delta(self.bench_written, start.bench_written).unwrap_or(0.0)
-            + delta(self.child_written, start.child_written).unwrap_or(0.0);
+            + delta(self.child_written, start.child_written).unwrap_or(0.0)
+            + db.map_or(0.0, |d| d.1);
         CpuShare {
             hookrelay: pct(child),
+            postgres: pct(db_cpu),
+            postgres_disk_write_mb_s: db.map(|d| d.1 / wall / 1e6),
             bench: pct(bench),
             other: pct(other),
             other_disk_write_mb_s: written.map(|w| (w - ours).max(0.0) / wall / 1e6),
@@ -210,9 +261,9 @@ impl Meter {
 pub async fn wait_quiet(max: Duration) -> Option<f64> {
     let deadline = Instant::now() + max;
     loop {
-        let m0 = Meter::now(None);
+        let m0 = Meter::now(None, None);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let other = Meter::now(None).since(&m0).other?;
+        let other = Meter::now(None, None).since(&m0).other?;
         if other < 10.0 || Instant::now() >= deadline {
             return Some(other);
         }
@@ -263,72 +314,188 @@ fn machine_busy_seconds() -> Option<f64> {
     Some(busy / 100.0)
 }
 
+/// The largest and the sum of per-instance readings (`None` when one is missing).
+fn max_and_sum(each: &[Option<f64>]) -> (Option<f64>, Option<f64>) {
+    let all: Option<Vec<f64>> = each.iter().copied().collect();
+    match all {
+        Some(v) if !v.is_empty() => (v.iter().copied().reduce(f64::max), Some(v.iter().sum())),
+        _ => (None, None),
+    }
+}
+
+/// A metric summed over several instances' /metrics texts (`None` if none has it).
+fn metric_total(texts: &[String], name: &str) -> Option<f64> {
+    texts
+        .iter()
+        .filter_map(|t| child::metric_sum(t, name))
+        .reduce(|a, b| a + b)
+}
+
 impl Ctx {
-    fn child_options(&self, delivery_enabled: bool) -> ChildOptions {
+    fn child_options(&self, delivery_enabled: bool, database_url: Option<String>) -> ChildOptions {
         ChildOptions {
             data_root: self.data_root.clone(),
             delivery_enabled,
             delivery_concurrency: self.delivery_concurrency,
             rust_log: self.rust_log.clone(),
+            database_url,
+            database_pool_size: self.database_pool_size,
         }
     }
 
-    fn publish_target(&self, hr: &Hookrelay, url: &str) -> anyhow::Result<Arc<Target>> {
+    fn meter(&self, hr: Option<&Fleet>) -> Meter {
+        Meter::now(hr, self.pg.as_ref())
+    }
+
+    /// `url` (made with the first instance's address) for each instance.
+    fn spread(fleet: &Fleet, url: &str) -> anyhow::Result<Vec<hyper::Uri>> {
+        let first = fleet.first().base();
+        let path = url
+            .strip_prefix(&first)
+            .with_context(|| format!("{url} is not under {first}"))?;
+        fleet
+            .bases()
+            .iter()
+            .map(|b| Ok(format!("{b}{path}").parse()?))
+            .collect()
+    }
+
+    fn health_uris(fleet: &Fleet) -> anyhow::Result<Vec<hyper::Uri>> {
+        fleet
+            .bases()
+            .iter()
+            .map(|b| Ok(format!("{b}/health").parse()?))
+            .collect()
+    }
+
+    fn publish_target(&self, fleet: &Fleet, url: &str) -> anyhow::Result<Arc<Target>> {
         Ok(Arc::new(Target::fixed(
-            url.parse()?,
-            format!("{}/health", hr.base()).parse()?,
+            Self::spread(fleet, url)?,
+            Self::health_uris(fleet)?,
             Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
             self.body.clone(),
             StatusCode::ACCEPTED,
         )))
     }
 
-    /// Starts a child, sets it up with `endpoints` endpoints and notes its idle RSS.
+    /// Starts the first instance (on a fresh database with PostgreSQL), sets it up with
+    /// `set_up`, then starts the other instances on the same database, and notes the idle
+    /// RSS. Answers what `set_up` answered (a URL on the first instance).
+    async fn start_fleet(
+        &self,
+        delivery_enabled: bool,
+        set_up: impl AsyncFnOnce(&Hookrelay) -> anyhow::Result<String>,
+    ) -> anyhow::Result<(Fleet, String, ChildStats)> {
+        let (database, url) = match &self.pg {
+            Some(pg) => {
+                let (name, url) = pg.fresh_database().await?;
+                (Some(name), Some(url))
+            }
+            None => (None, None),
+        };
+        let opts = self.child_options(delivery_enabled, url);
+        let mut fleet = Fleet {
+            all: Vec::with_capacity(self.instances),
+            database,
+        };
+        let started = async {
+            fleet
+                .all
+                .push(Hookrelay::start(&self.hookrelay, &opts).await?);
+            let answer = set_up(fleet.first()).await?;
+            for _ in 1..self.instances.max(1) {
+                fleet
+                    .all
+                    .push(Hookrelay::start(&self.hookrelay, &opts).await?);
+            }
+            anyhow::Ok(answer)
+        }
+        .await;
+        let answer = match started {
+            Ok(a) => a,
+            Err(e) => {
+                self.stop_fleet(fleet).await;
+                return Err(e);
+            }
+        };
+        // Let start-up work settle before calling the processes idle.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (idle, idle_sum) = max_and_sum(&fleet.vm_mb_each("VmRSS"));
+        let stats = ChildStats {
+            instances: fleet.count(),
+            idle_rss_mb: idle,
+            idle_rss_sum_mb: idle_sum,
+            ..ChildStats::default()
+        };
+        Ok((fleet, answer, stats))
+    }
+
+    /// Starts the instances, sets them up with `endpoints` endpoints and notes idle RSS.
     async fn start_child(
         &self,
         delivery_enabled: bool,
         endpoints: usize,
-    ) -> anyhow::Result<(Hookrelay, String, ChildStats)> {
-        let hr = Hookrelay::start(&self.hookrelay, &self.child_options(delivery_enabled)).await?;
-        let url = hr.set_up(self.sink.addr, endpoints).await?;
-        // Let start-up work settle before calling the process idle.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let stats = ChildStats {
-            idle_rss_mb: hr.vm_mb("VmRSS"),
-            ..ChildStats::default()
-        };
-        Ok((hr, url, stats))
+    ) -> anyhow::Result<(Fleet, String, ChildStats)> {
+        let sink = self.sink.addr;
+        self.start_fleet(delivery_enabled, async |hr: &Hookrelay| {
+            hr.set_up(sink, endpoints).await
+        })
+        .await
     }
 
-    async fn finish_child(&self, hr: Hookrelay, stats: &mut ChildStats) {
-        stats.peak_rss_mb = hr.vm_mb("VmHWM");
-        if let Some(text) = hr.metrics().await {
-            let count = child::metric_sum(&text, "hookrelay_store_group_commit_size_count");
-            let sum = child::metric_sum(&text, "hookrelay_store_group_commit_size_sum");
+    /// Kills the instances and drops their database.
+    async fn stop_fleet(&self, mut fleet: Fleet) {
+        let database = fleet.database.take();
+        fleet.stop().await;
+        if let (Some(pg), Some(name)) = (&self.pg, database) {
+            pg.drop_database(&name).await;
+        }
+    }
+
+    /// With PostgreSQL: starts counting what the server does for the fleet's database.
+    async fn probe(&self, fleet: &Fleet) -> Option<Probe> {
+        Some(self.pg.as_ref()?.probe(fleet.database.as_deref()?).await)
+    }
+
+    async fn finish_child(&self, mut hr: Fleet, stats: &mut ChildStats, probe: Option<Probe>) {
+        let (peak, peak_sum) = max_and_sum(&hr.vm_mb_each("VmHWM"));
+        stats.peak_rss_mb = peak;
+        stats.peak_rss_sum_mb = peak_sum;
+        let texts = hr.metrics().await;
+        if !texts.is_empty() {
+            let count = metric_total(&texts, "hookrelay_store_group_commit_size_count");
+            let sum = metric_total(&texts, "hookrelay_store_group_commit_size_sum");
             stats.group_commits = count;
             stats.group_commit_mean_size = sum.zip(count).map(|(s, c)| s / c.max(1.0));
-            stats.retries = child::metric_sum(&text, "webhook_retries_total");
-            stats.deliveries_total = child::metric_sum(&text, "webhook_deliveries_total");
+            stats.retries = metric_total(&texts, "webhook_retries_total");
+            stats.deliveries_total = metric_total(&texts, "webhook_deliveries_total");
         }
         let (n, lines) = hr.log_problems(5);
         stats.log_problem_lines = n;
         stats.log_problems = lines;
+        let database = hr.database.take();
         hr.stop().await;
+        if let (Some(pg), Some(probe)) = (&self.pg, probe) {
+            stats.postgres = pg.finish(probe).await;
+        }
+        if let (Some(pg), Some(name)) = (&self.pg, database) {
+            pg.drop_database(&name).await;
+        }
     }
 
     /// 1. The sink alone under the same load tool: the machine's HTTP baseline.
     pub async fn ceiling(&self) -> anyhow::Result<CeilingResult> {
         self.sink.state.reset(0);
         let target = Arc::new(Target::fixed(
-            format!("http://{}/ceiling", self.sink.addr).parse()?,
-            format!("http://{}/warm", self.sink.addr).parse()?,
+            vec![format!("http://{}/ceiling", self.sink.addr).parse()?],
+            vec![format!("http://{}/warm", self.sink.addr).parse()?],
             Some(HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))?),
             self.body.clone(),
             StatusCode::OK,
         ));
-        let m0 = Meter::now(None);
+        let m0 = self.meter(None);
         let out = load::closed_loop(target, self.clients, self.duration).await?;
-        let cpu = Meter::now(None).since(&m0);
+        let cpu = self.meter(None).since(&m0);
         Ok(CeilingResult {
             load: LoadStats::of(&out, cpu),
         })
@@ -338,11 +505,13 @@ impl Ctx {
     pub async fn publish(&self) -> anyhow::Result<PublishResult> {
         let (hr, url, mut child) = self.start_child(false, 1).await?;
         let target = self.publish_target(&hr, &url)?;
-        let m0 = Meter::now(Some(&hr));
+        let probe = self.probe(&hr).await;
+        let m0 = self.meter(Some(&hr));
         let out = load::closed_loop(target, self.clients, self.duration).await?;
-        let cpu = Meter::now(Some(&hr)).since(&m0);
+        let cpu = self.meter(Some(&hr)).since(&m0);
         child.cpu_pct = cpu.hookrelay;
-        self.finish_child(hr, &mut child).await;
+        child.postgres_cpu_pct = cpu.postgres;
+        self.finish_child(hr, &mut child, probe).await;
         Ok(PublishResult {
             load: LoadStats::of(&out, cpu),
             child,
@@ -385,13 +554,16 @@ impl Ctx {
         self.sink
             .state
             .reset(self.sink_capacity(25_000.0, endpoints));
-        let m0 = Meter::now(Some(&hr));
+        let probe = self.probe(&hr).await;
+        let m0 = self.meter(Some(&hr));
         let out = load::closed_loop(target, self.clients, self.duration).await?;
-        let m1 = Meter::now(Some(&hr));
+        let m1 = self.meter(Some(&hr));
         let publish_end = m1.at;
         let expected = out.ok * endpoints as u64;
         let drained = self.drain(expected).await;
-        child.cpu_pct = Meter::now(Some(&hr)).since(&m0).hookrelay;
+        let whole = self.meter(Some(&hr)).since(&m0);
+        child.cpu_pct = whole.hookrelay;
+        child.postgres_cpu_pct = whole.postgres;
         let duplicates = self
             .sink
             .state
@@ -401,7 +573,7 @@ impl Ctx {
         let start = out.start.context("load run has a start")?;
         let last = seen.values().copied().max().unwrap_or(start);
         let window = last.saturating_duration_since(start);
-        self.finish_child(hr, &mut child).await;
+        self.finish_child(hr, &mut child, probe).await;
         Ok(DeliverResult {
             endpoints,
             publish: LoadStats::of(&out, m1.since(&m0)),
@@ -423,11 +595,14 @@ impl Ctx {
         self.sink
             .state
             .reset(self.sink_capacity(self.rate * 1.2, 1));
-        let m0 = Meter::now(Some(&hr));
+        let probe = self.probe(&hr).await;
+        let m0 = self.meter(Some(&hr));
         let out = load::open_loop(target, self.clients, self.rate, self.duration, true).await?;
-        let cpu = Meter::now(Some(&hr)).since(&m0);
+        let cpu = self.meter(Some(&hr)).since(&m0);
         self.drain(out.ids.len() as u64).await;
-        child.cpu_pct = cpu.hookrelay;
+        let whole = self.meter(Some(&hr)).since(&m0);
+        child.cpu_pct = whole.hookrelay;
+        child.postgres_cpu_pct = whole.postgres;
         let duplicates = self
             .sink
             .state
@@ -461,7 +636,7 @@ impl Ctx {
         if let Some(path) = &self.dump_latencies {
             std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
         }
-        self.finish_child(hr, &mut child).await;
+        self.finish_child(hr, &mut child, probe).await;
         Ok(LatencyResult {
             offered_rate: self.rate,
             offered: out.offered,
@@ -478,13 +653,12 @@ impl Ctx {
     /// post signed pushes of `payload_bytes`, each with its own `X-GitHub-Delivery`, and
     /// afterwards every accepted one must reach the sink.
     pub async fn inbound(&self) -> anyhow::Result<InboundResult> {
-        let hr = Hookrelay::start(&self.hookrelay, &self.child_options(true)).await?;
-        let url = hr.set_up_inbound(self.sink.addr, INBOUND_SECRET).await?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut child = ChildStats {
-            idle_rss_mb: hr.vm_mb("VmRSS"),
-            ..ChildStats::default()
-        };
+        let sink = self.sink.addr;
+        let (hr, url, mut child) = self
+            .start_fleet(true, async |hr: &Hookrelay| {
+                hr.set_up_inbound(sink, INBOUND_SECRET).await
+            })
+            .await?;
         let make = github_requests(INBOUND_SECRET, self.payload_bytes);
         let sign_us = {
             let n = 2_000u64;
@@ -495,8 +669,8 @@ impl Ctx {
             t0.elapsed().as_secs_f64() * 1e6 / n as f64
         };
         let target = Arc::new(Target {
-            uri: url.parse()?,
-            warm_uri: format!("{}/health", hr.base()).parse()?,
+            uris: Self::spread(&hr, &url)?,
+            warm_uris: Self::health_uris(&hr)?,
             auth: None,
             body: Bytes::new(),
             expect: StatusCode::OK,
@@ -504,11 +678,14 @@ impl Ctx {
             make: Some(make),
         });
         self.sink.state.reset(self.sink_capacity(25_000.0, 1));
-        let m0 = Meter::now(Some(&hr));
+        let probe = self.probe(&hr).await;
+        let m0 = self.meter(Some(&hr));
         let out = load::closed_loop(target, self.clients, self.duration).await?;
-        let m1 = Meter::now(Some(&hr));
+        let m1 = self.meter(Some(&hr));
         let drained = self.drain(out.ids.len() as u64).await;
-        child.cpu_pct = Meter::now(Some(&hr)).since(&m0).hookrelay;
+        let whole = self.meter(Some(&hr)).since(&m0);
+        child.cpu_pct = whole.hookrelay;
+        child.postgres_cpu_pct = whole.postgres;
         let duplicates = self
             .sink
             .state
@@ -525,7 +702,7 @@ impl Ctx {
         }
         let delivered = e2e.len() as u64;
         let last = seen.values().copied().max().unwrap_or(m1.at);
-        self.finish_child(hr, &mut child).await;
+        self.finish_child(hr, &mut child, probe).await;
         Ok(InboundResult {
             load: LoadStats::of(&out, m1.since(&m0)),
             delivered,
@@ -543,7 +720,7 @@ impl Ctx {
     /// 6 alone: start, set up, note idle RSS, stop.
     pub async fn idle(&self) -> anyhow::Result<ChildStats> {
         let (hr, _, mut child) = self.start_child(true, 1).await?;
-        self.finish_child(hr, &mut child).await;
+        self.finish_child(hr, &mut child, None).await;
         Ok(child)
     }
 }
