@@ -972,3 +972,56 @@ async fn graceful_shutdown_finishes_in_flight_attempts_and_restarts_clean() {
     );
     assert_eq!(receiver.count(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_publishes_with_one_idempotency_key_create_one_event() {
+    // Publishes that arrive together are committed together (group commit on both
+    // backends): a key repeated inside one batch must still create a single event.
+    let app = spawn_app().await;
+    let receiver = Receiver::ok().await;
+    let tenant = app.tenant("idem-race").await;
+    app.event_type("a.b").await;
+    app.endpoint(
+        &tenant,
+        json!({"url": receiver.url(), "event_types": ["*"]}),
+    )
+    .await;
+    let url = format!("{}/api/v1/tenants/{tenant}/events", app.base);
+    let mut sends = Vec::new();
+    for n in 0..32 {
+        let req = app
+            .client
+            .post(&url)
+            .bearer_auth(&app.admin)
+            .json(&json!({"type": "a.b", "payload": {"n": n}}));
+        // Every other publish carries the same key; the rest carry none.
+        let req = if n % 2 == 0 {
+            req.header("idempotency-key", "race-1")
+        } else {
+            req
+        };
+        sends.push(tokio::spawn(async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (n, status, body["id"].as_str().unwrap().to_string())
+        }));
+    }
+    let mut keyed_ids = std::collections::HashSet::new();
+    let mut created_keyed = 0;
+    for s in sends {
+        let (n, status, id) = s.await.unwrap();
+        if n % 2 == 0 {
+            assert!(status == 202 || status == 200, "{status}");
+            created_keyed += usize::from(status == 202);
+            keyed_ids.insert(id);
+        } else {
+            assert_eq!(status, 202);
+        }
+    }
+    assert_eq!(created_keyed, 1, "one keyed publish created the event");
+    assert_eq!(keyed_ids.len(), 1, "every keyed publish names the same event");
+    receiver.wait_for(17, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 17, "16 unkeyed events and one keyed");
+}

@@ -294,7 +294,9 @@ async fn record(
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let records: Vec<AttemptRecord> = batch.iter().map(|o| o.record.clone()).collect();
+        let (tasks, records): (Vec<DeliveryTask>, Vec<AttemptRecord>) =
+            batch.drain(..).map(|o| (o.task, o.record)).unzip();
+        let records: Arc<[AttemptRecord]> = records.into();
         let mut backoff = Duration::from_millis(50);
         let disabled = loop {
             match store
@@ -320,8 +322,8 @@ async fn record(
             );
             metrics::counter!("hookrelay_endpoints_disabled_total").increment(1);
         }
-        for Outcome { mut task, record } in batch.drain(..) {
-            match record.next {
+        for (mut task, record) in tasks.into_iter().zip(records.iter()) {
+            match &record.next {
                 NextStep::Succeeded => {
                     metrics::counter!("webhook_deliveries_total", "status" => "succeeded")
                         .increment(1)
@@ -337,8 +339,8 @@ async fn record(
                     metrics::counter!("webhook_retries_total").increment(1);
                     if lease.is_some() {
                         task.attempts_made = record.attempt.attempt;
-                        task.due_at = at;
-                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                        task.due_at = *at;
+                        let wait = (*at - Utc::now()).to_std().unwrap_or_default();
                         schedule(tx.clone(), task, wait, stop_timers.clone());
                     }
                 }

@@ -361,7 +361,7 @@ impl<S: Store> Store for CachedStore<S> {
 
     async fn record_attempts(
         &self,
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>> {

@@ -325,11 +325,12 @@ pub trait Store: Send + Sync + 'static {
     /// store has them now: work another instance has taken over is not returned.
     async fn load_tasks(&self, owner: &str, delivery_ids: Vec<String>)
     -> Result<Vec<DeliveryTask>>;
-    /// Records attempts and moves their deliveries on, in one transaction; disables endpoints
+    /// Records attempts and moves their deliveries on, in one transaction (shared, so that a
+    /// caller retrying after a failure keeps them without copying); disables endpoints
     /// that have failed without a success since before `now - auto_disable_after`.
     async fn record_attempts(
         &self,
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>>;

@@ -12,6 +12,7 @@
 //! `synchronous_commit = off`, as the trait allows.
 
 mod inbound;
+mod publish;
 mod rows;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61; // "hookrela"
 
 pub struct PgStore {
     pool: PgPool,
+    publisher: publish::Publisher,
     due: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -107,8 +109,17 @@ impl PgStore {
         migrate(&pool).await?;
         let due = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), due.clone()));
+        let notify_pool = pool.clone();
+        let publisher = publish::Publisher::start(
+            pool.clone(),
+            Arc::new(move || {
+                let pool = notify_pool.clone();
+                tokio::spawn(async move { announce_due(&pool).await });
+            }),
+        );
         Ok(PgStore {
             pool,
+            publisher,
             due,
             listener,
         })
@@ -191,17 +202,21 @@ impl PgStore {
         Ok(Page::from_rows(rows, page.limit, id))
     }
 
-    /// Wakes the workers of every instance: deliveries were made due that no instance
-    /// holds in memory.
     async fn announce_due(&self) {
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(DUE_CHANNEL)
-            .execute(&self.pool)
-            .await
-        {
-            // Only a delay: pollers find the work within their interval.
-            tracing::debug!(error = %e, "could not announce due deliveries");
-        }
+        announce_due(&self.pool).await
+    }
+}
+
+/// Wakes the workers of every instance: deliveries were made due that no instance holds in
+/// memory.
+async fn announce_due(pool: &PgPool) {
+    if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+        .bind(DUE_CHANNEL)
+        .execute(pool)
+        .await
+    {
+        // Only a delay: pollers find the work within their interval.
+        tracing::debug!(error = %e, "could not announce due deliveries");
     }
 }
 
@@ -762,68 +777,8 @@ impl Store for PgStore {
     }
 
     async fn publish(&self, event: Event, deliveries: Vec<NewDelivery>) -> Result<PublishOutcome> {
-        let now = ms(event.created_at);
-        let (ids, endpoints, owners, untils) = delivery_columns(&deliveries);
-        // One statement, so one round trip and one implicit transaction: the deliveries are
-        // inserted only if the event was (a concurrent publish with the same idempotency key,
-        // on any instance, waits on the unique index and then inserts nothing).
-        let row = query(format!(
-            "WITH ev AS (
-                 INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-                 DO NOTHING
-                 RETURNING id),
-             d AS (
-                 INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status,
-                     attempts, next_attempt_at, lease_owner, lease_until, created_at, updated_at)
-                 SELECT u.id, $2, ev.id, u.endpoint_id, $3, 'pending', 0, $7, u.owner, u.until, $7, $7
-                   FROM ev, UNNEST($8::text[], $9::text[], $10::text[], $11::bigint[])
-                        AS u(id, endpoint_id, owner, until)
-                 RETURNING 1)
-             SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM d)"
-        ))
-        .bind(&event.id)
-        .bind(&event.tenant_id)
-        .bind(&event.event_type)
-        .bind(&event.payload)
-        .bind(json(&event.channels))
-        .bind(&event.idempotency_key)
-        .bind(now)
-        .bind(&ids)
-        .bind(&endpoints)
-        .bind(&owners)
-        .bind(&untils)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)?;
-        let inserted: i64 = row.try_get(0).map_err(backend)?;
-        if inserted == 0 {
-            let first = self
-                .fetch_optional(
-                    query(format!(
-                        "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND idempotency_key = $2"
-                    ))
-                    .bind(&event.tenant_id)
-                    .bind(&event.idempotency_key),
-                    event_row,
-                )
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("idempotent event vanished".into()))?;
-            return Ok(PublishOutcome::Existing(first));
-        }
-        if any_unleased(&deliveries) {
-            self.announce_due().await;
-        }
-        let created = created_deliveries(
-            &event.tenant_id,
-            (&event.id, &event.event_type),
-            &deliveries,
-            now,
-        );
-        Ok(PublishOutcome::Created {
-            event,
-            deliveries: created,
-        })
+        // Group commit with the publishes arriving meanwhile: see publish.rs.
+        self.publisher.publish(event, deliveries).await
     }
 
     async fn get_event(&self, tenant_id: &str, id: &str) -> Result<Option<Event>> {
@@ -1069,7 +1024,7 @@ impl Store for PgStore {
 
     async fn record_attempts(
         &self,
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>> {

@@ -855,7 +855,7 @@ impl Store for SqliteStore {
 
     async fn record_attempts(
         &self,
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>> {
