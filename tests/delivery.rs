@@ -1020,7 +1020,11 @@ async fn concurrent_publishes_with_one_idempotency_key_create_one_event() {
         }
     }
     assert_eq!(created_keyed, 1, "one keyed publish created the event");
-    assert_eq!(keyed_ids.len(), 1, "every keyed publish names the same event");
+    assert_eq!(
+        keyed_ids.len(),
+        1,
+        "every keyed publish names the same event"
+    );
     receiver.wait_for(17, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.count(), 17, "16 unkeyed events and one keyed");
