@@ -4,11 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc instead of the system allocator: every attempt and request allocates many
-/// short-lived buffers, and profiles showed ~20% of delivery time in glibc malloc/free.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hookrelay::app::{App, shutdown_signal};
 use hookrelay::config::Config;
 

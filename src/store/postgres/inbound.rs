@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use chrono::Duration;
+use sqlx::postgres::PgPool;
 
+use super::batch::BatchWrite;
 use super::*;
 use crate::domain::source::{InboundOutcome, InboundRequestLog, Source, SourceActivity};
 use crate::inbound::{SourceSecret, SourceSettings};
@@ -280,6 +282,40 @@ async fn accept(c: &mut sqlx::PgConnection, accept: InboundAccept) -> SqlResult<
     })
 }
 
+/// Accepted inbound requests, committed in batches (`batch.rs`): each request's dedup
+/// check, log row, events and deliveries in turn, all in one transaction. A request
+/// repeated within one batch finds the key its twin took, as it would a moment later.
+pub(super) struct AcceptWrite {
+    /// Called after a batch that created deliveries no instance holds in memory.
+    pub announce: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl BatchWrite for AcceptWrite {
+    type Job = InboundAccept;
+    type Out = InboundAccepted;
+
+    async fn write(
+        &self,
+        pool: &PgPool,
+        jobs: &[InboundAccept],
+    ) -> Result<Vec<Result<InboundAccepted>>> {
+        let mut tx = pool.begin().await.map_err(backend)?;
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut unleased = false;
+        for job in jobs {
+            let accepted = accept(&mut tx, job.clone()).await.map_err(backend)?;
+            unleased |= matches!(accepted, InboundAccepted::Stored { .. })
+                && job.events.iter().any(|(_, d)| any_unleased(d));
+            answers.push(Ok(accepted));
+        }
+        tx.commit().await.map_err(backend)?;
+        if unleased {
+            (self.announce)();
+        }
+        Ok(answers)
+    }
+}
+
 /// Whether an endpoint's waiting items make a batch at `now`: as many as the oldest item's
 /// `max_events`, or the oldest at least its `window_ms` old.
 const DUE_BATCHES: &str = "SELECT tenant_id, endpoint_id FROM inbound_batch_items i
@@ -526,17 +562,8 @@ impl PgStore {
         &self,
         request: InboundAccept,
     ) -> Result<InboundAccepted> {
-        let unleased = request
-            .events
-            .iter()
-            .any(|(_, deliveries)| any_unleased(deliveries));
-        let mut tx = self.begin().await?;
-        let accepted = accept(&mut tx, request).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        if unleased && matches!(accepted, InboundAccepted::Stored { .. }) {
-            self.announce_due().await;
-        }
-        Ok(accepted)
+        // Group commit with the requests arriving meanwhile: see batch.rs.
+        self.accepter.submit(request).await
     }
 
     pub(super) async fn log_inbound_impl(&self, request: InboundRequestLog) -> Result<()> {

@@ -11,6 +11,7 @@
 //! before it returns. The delivery engine's bookkeeping commits with
 //! `synchronous_commit = off`, as the trait allows.
 
+mod batch;
 mod inbound;
 mod publish;
 mod rows;
@@ -36,7 +37,8 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61; // "hookrela"
 
 pub struct PgStore {
     pool: PgPool,
-    publisher: publish::Publisher,
+    publisher: batch::Batcher<publish::PublishWrite>,
+    accepter: batch::Batcher<inbound::AcceptWrite>,
     due: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -88,8 +90,8 @@ fn query(sql: String) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::P
 }
 
 impl PgStore {
-    /// Connects (up to `pool_size` connections), applies pending migrations and starts
-    /// listening for due-work announcements.
+    /// Connects (up to `pool_size` connections for queries, and one to listen on), applies
+    /// pending migrations and starts listening for due-work announcements.
     pub async fn connect(url: &str, pool_size: u32) -> Result<PgStore> {
         let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
             // The URL may carry a password: say what is wrong without repeating it.
@@ -97,8 +99,9 @@ impl PgStore {
         })?;
         let options = options.application_name("hookrelay");
         let pool = PgPoolOptions::new()
-            .max_connections(pool_size)
-            .min_connections(1.min(pool_size))
+            // One more than configured: the LISTEN task holds a connection for itself.
+            .max_connections(pool_size + 1)
+            .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             // No ping before every use (a round trip per query): a connection broken by a
             // server restart fails its next query with `Unavailable` (503) and is dropped.
@@ -110,16 +113,21 @@ impl PgStore {
         let due = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), due.clone()));
         let notify_pool = pool.clone();
-        let publisher = publish::Publisher::start(
+        let announce: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let pool = notify_pool.clone();
+            tokio::spawn(async move { announce_due(&pool).await });
+        });
+        let publisher = batch::Batcher::start(
             pool.clone(),
-            Arc::new(move || {
-                let pool = notify_pool.clone();
-                tokio::spawn(async move { announce_due(&pool).await });
-            }),
+            publish::PublishWrite {
+                announce: announce.clone(),
+            },
         );
+        let accepter = batch::Batcher::start(pool.clone(), inbound::AcceptWrite { announce });
         Ok(PgStore {
             pool,
             publisher,
+            accepter,
             due,
             listener,
         })
@@ -777,8 +785,8 @@ impl Store for PgStore {
     }
 
     async fn publish(&self, event: Event, deliveries: Vec<NewDelivery>) -> Result<PublishOutcome> {
-        // Group commit with the publishes arriving meanwhile: see publish.rs.
-        self.publisher.publish(event, deliveries).await
+        // Group commit with the publishes arriving meanwhile: see batch.rs.
+        self.publisher.submit((event, deliveries)).await
     }
 
     async fn get_event(&self, tenant_id: &str, id: &str) -> Result<Option<Event>> {
@@ -1459,6 +1467,12 @@ async fn record_attempts(
     let first_failures: Vec<Option<i64>> =
         changes.values().map(|c| c.first_failure_after).collect();
     let last_failures: Vec<Option<i64>> = changes.values().map(|c| c.last_failure).collect();
+    // Instances recording outcomes for the same endpoints at once lock their rows in one
+    // order (by id), so they queue instead of deadlocking.
+    sqlx::query("SELECT 1 FROM endpoints WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ep_ids)
+        .execute(&mut *tx)
+        .await?;
     // With a success in the batch the streak restarts from the failures after it;
     // without one, it grows.
     let rows = sqlx::query(

@@ -1,138 +1,59 @@
-//! Group commit for publishes on PostgreSQL. One publish per transaction costs one WAL flush
-//! each, and the server coalesces only a few concurrent flushes: measured here, ~2,000
-//! publishes/s with 64 clients, the connections waiting on `WALWrite`. So, as on SQLite,
-//! publishes that arrive together are written together: a batch of events and all their
-//! deliveries in one statement (`UNNEST`), one commit, then every caller gets its answer.
-//! A few batches run at once, so the server's own parallelism is used and a batch forms
-//! while the previous ones commit.
-//!
-//! A statement fails as a whole: if a batch fails for a reason that is not the server's
-//! unavailability (say, a tenant deleted a moment ago, so one event's foreign key fails),
-//! each of its publishes is retried alone and only the culprit fails.
+//! Publishes on PostgreSQL, committed in batches (`batch.rs`): a batch of events and all
+//! their deliveries is one statement (`UNNEST`), so one round trip and one commit.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::postgres::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::batch::BatchWrite;
 use super::{StoreError, any_unleased, backend, created_deliveries, event_row, query};
 use crate::domain::Event;
 use crate::store::columns::{EVENT_COLUMNS, json, ms};
 use crate::store::{NewDelivery, PublishOutcome, Result};
 
-/// Most publishes written in one statement.
-const MAX_BATCH: usize = 512;
-/// Batches being written at once.
-const IN_FLIGHT: usize = 4;
+/// One publish: the event and the deliveries to create with it.
+pub type Job = (Event, Vec<NewDelivery>);
 
-struct Job {
-    event: Event,
-    deliveries: Vec<NewDelivery>,
-    done: oneshot::Sender<Result<PublishOutcome>>,
+pub struct PublishWrite {
+    /// Called after a batch that created deliveries no instance holds in memory.
+    pub announce: Arc<dyn Fn() + Send + Sync>,
 }
 
-#[derive(Clone)]
-pub struct Publisher {
-    jobs: mpsc::Sender<Job>,
-}
+impl BatchWrite for PublishWrite {
+    type Job = Job;
+    type Out = PublishOutcome;
 
-impl Publisher {
-    /// Starts the batching task; `announce` is called after a batch that created deliveries
-    /// no instance holds in memory.
-    pub fn start(pool: PgPool, announce: Arc<dyn Fn() + Send + Sync>) -> Publisher {
-        let (jobs, rx) = mpsc::channel(16 * 1024);
-        tokio::spawn(run(pool, rx, announce));
-        Publisher { jobs }
-    }
-
-    pub async fn publish(
-        &self,
-        event: Event,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<PublishOutcome> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                event,
-                deliveries,
-                done,
-            })
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the publish batcher stopped".into()))?
-    }
-}
-
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, announce: Arc<dyn Fn() + Send + Sync>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    loop {
-        // Wait for a free slot first: while all are busy, publishes gather into the next batch.
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
+    async fn write(&self, pool: &PgPool, jobs: &[Job]) -> Result<Vec<Result<PublishOutcome>>> {
+        let inserted = insert(pool, jobs).await?;
+        if jobs.iter().any(|(_, deliveries)| any_unleased(deliveries)) {
+            (self.announce)();
         }
-        let (pool, announce) = (pool.clone(), announce.clone());
-        tokio::spawn(async move {
-            write_batch(&pool, batch, &*announce).await;
-            drop(permit);
-        });
-    }
-}
-
-async fn write_batch(pool: &PgPool, batch: Vec<Job>, announce: &(dyn Fn() + Send + Sync)) {
-    let unleased = batch.iter().any(|j| any_unleased(&j.deliveries));
-    match insert(pool, &batch).await {
-        Ok(inserted) => {
-            if unleased {
-                announce();
-            }
-            for job in batch {
-                let outcome = if inserted.contains(&job.event.id) {
-                    let created = created_deliveries(
-                        &job.event.tenant_id,
-                        (&job.event.id, &job.event.event_type),
-                        &job.deliveries,
-                        ms(job.event.created_at),
-                    );
-                    Ok(PublishOutcome::Created {
-                        event: job.event,
-                        deliveries: created,
-                    })
-                } else {
-                    existing(pool, &job.event).await
-                };
-                let _ = job.done.send(outcome);
-            }
+        let mut answers = Vec::with_capacity(jobs.len());
+        for (event, deliveries) in jobs {
+            answers.push(if inserted.contains(&event.id) {
+                Ok(PublishOutcome::Created {
+                    event: event.clone(),
+                    deliveries: created_deliveries(
+                        &event.tenant_id,
+                        (&event.id, &event.event_type),
+                        deliveries,
+                        ms(event.created_at),
+                    ),
+                })
+            } else {
+                // Its idempotency key was taken, before or earlier in this batch.
+                existing(pool, event).await
+            });
         }
-        Err(e @ StoreError::Unavailable(_)) => {
-            for job in batch {
-                let _ = job.done.send(Err(e.clone()));
-            }
-        }
-        Err(e) if batch.len() == 1 => {
-            let job = batch.into_iter().next().expect("one job");
-            let _ = job.done.send(Err(e));
-        }
-        Err(_) => {
-            // Find the culprit: each publish alone.
-            for job in batch {
-                Box::pin(write_batch(pool, vec![job], announce)).await;
-            }
-        }
+        Ok(answers)
     }
 }
 
 /// Inserts the batch's events (skipping those whose idempotency key is taken) and the
 /// deliveries of those inserted; returns the ids of the events inserted.
-async fn insert(pool: &PgPool, batch: &[Job]) -> Result<std::collections::HashSet<String>> {
-    let events = batch.iter().map(|j| &j.event);
+async fn insert(pool: &PgPool, batch: &[Job]) -> Result<HashSet<String>> {
+    let events = batch.iter().map(|(event, _)| event);
     let ev_ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
     let ev_tenants: Vec<&str> = events.clone().map(|e| e.tenant_id.as_str()).collect();
     let ev_types: Vec<&str> = events.clone().map(|e| e.event_type.as_str()).collect();
@@ -152,14 +73,14 @@ async fn insert(pool: &PgPool, batch: &[Job]) -> Result<std::collections::HashSe
     let mut d_at = Vec::new();
     let mut d_owners = Vec::new();
     let mut d_untils = Vec::new();
-    for job in batch {
-        for d in &job.deliveries {
+    for (event, deliveries) in batch {
+        for d in deliveries {
             d_ids.push(d.id.as_str());
-            d_tenants.push(job.event.tenant_id.as_str());
-            d_events.push(job.event.id.as_str());
+            d_tenants.push(event.tenant_id.as_str());
+            d_events.push(event.id.as_str());
             d_endpoints.push(d.endpoint_id.as_str());
-            d_types.push(job.event.event_type.as_str());
-            d_at.push(ms(job.event.created_at));
+            d_types.push(event.event_type.as_str());
+            d_at.push(ms(event.created_at));
             d_owners.push(d.lease.as_ref().map(|l| l.owner.as_str()));
             d_untils.push(d.lease.as_ref().map(|l| ms(l.until)));
         }
