@@ -75,8 +75,8 @@ pub struct Service {
     queue: DeliveryQueue,
     policy: Arc<Policy>,
     admin_key_hash: Arc<str>,
-    /// All pending deliveries as last counted, and when: the inbound overall bound.
-    total_backlog: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
+    /// Pending work as last counted, and when: the inbound back-pressure bounds.
+    backlogs: Arc<std::sync::Mutex<sources::BacklogCounts>>,
 }
 
 impl Service {
@@ -91,7 +91,7 @@ impl Service {
             queue,
             policy: Arc::new(policy),
             admin_key_hash: admin_key_hash.into(),
-            total_backlog: Arc::default(),
+            backlogs: Arc::default(),
         }
     }
 

@@ -29,6 +29,43 @@ use crate::store::{
 };
 
 /// Settings of the receive path.
+/// How long a backlog count is used before it is taken again: the bounds need to hold, not
+/// to be exact, and counting on every request would cost.
+const BACKLOG_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Backlog counts with the time each was taken: the installation's, and each source's.
+#[derive(Default)]
+pub struct BacklogCounts {
+    total: Option<(std::time::Instant, u64)>,
+    by_source: std::collections::HashMap<String, (std::time::Instant, u64)>,
+}
+
+impl BacklogCounts {
+    fn fresh(&self, source: Option<&str>) -> Option<u64> {
+        let (at, n) = match source {
+            None => self.total?,
+            Some(id) => *self.by_source.get(id)?,
+        };
+        (at.elapsed() < BACKLOG_FRESH).then_some(n)
+    }
+
+    fn record(&mut self, source: Option<&str>, n: u64) {
+        let now = std::time::Instant::now();
+        match source {
+            None => self.total = Some((now, n)),
+            Some(id) => {
+                // Forget sources not seen for a while, so the map stays as small as the
+                // set of sources receiving traffic.
+                if self.by_source.len() > 10_000 {
+                    self.by_source
+                        .retain(|_, (at, _)| at.elapsed() < BACKLOG_FRESH * 10);
+                }
+                self.by_source.insert(id.to_string(), (now, n));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InboundPolicy {
     /// External base URL (`HOOKRELAY_PUBLIC_URL`): URL-signing providers sign it.
@@ -641,7 +678,9 @@ impl Service {
             .any(|d| matches!(d, Destination::Http { .. }));
         let backlogged = self.total_backlog().await? >= self.policy.inbound.max_pending_total
             || (has_http
-                && self.store.source_backlog(&source.id).await?
+                && self
+                    .source_backlog(&source.id, self.policy.inbound.max_pending_per_source)
+                    .await?
                     >= self.policy.inbound.max_pending_per_source);
         if backlogged {
             self.reject(log(
@@ -713,17 +752,41 @@ impl Service {
         })))
     }
 
-    /// Every pending delivery of the installation, re-counted at most every 100 ms: the
-    /// overall bound needs to hold, not to be exact, and counting on every request would cost.
+    /// Every pending delivery of the installation, re-counted at most every
+    /// `BACKLOG_FRESH`.
     async fn total_backlog(&self) -> std::result::Result<u64, StoreError> {
-        const FRESH: std::time::Duration = std::time::Duration::from_millis(100);
-        if let Some((at, n)) = *self.total_backlog.lock().expect("backlog lock")
-            && at.elapsed() < FRESH
-        {
+        if let Some(n) = self.backlogs.lock().expect("backlog lock").fresh(None) {
             return Ok(n);
         }
         let n = self.store.queue_stats().await?.pending;
-        *self.total_backlog.lock().expect("backlog lock") = Some((std::time::Instant::now(), n));
+        self.backlogs.lock().expect("backlog lock").record(None, n);
+        Ok(n)
+    }
+
+    /// A source's pending deliveries and waiting batch items. A count of its backlog on
+    /// every request cost the store more than the accept itself once a backlog formed, so
+    /// a count below half of `max` is used for `BACKLOG_FRESH`: the requests of that
+    /// moment cannot carry it past `max`. Nearer the bound, every request counts again.
+    async fn source_backlog(
+        &self,
+        source_id: &str,
+        max: u64,
+    ) -> std::result::Result<u64, StoreError> {
+        let cached = self
+            .backlogs
+            .lock()
+            .expect("backlog lock")
+            .fresh(Some(source_id));
+        if let Some(n) = cached
+            && n < max / 2
+        {
+            return Ok(n);
+        }
+        let n = self.store.source_backlog(source_id).await?;
+        self.backlogs
+            .lock()
+            .expect("backlog lock")
+            .record(Some(source_id), n);
         Ok(n)
     }
 
