@@ -15,7 +15,15 @@
 //! publish, workers off), `deliver` (publish + deliver to 1 endpoint), `fanout` (10
 //! endpoints), `latency` (open loop at `--rate`), `inbound` (signed GitHub deliveries to a
 //! source whose HTTP destination is the sink), `rss` (idle and peak resident memory, taken
-//! from the other scenarios' children, or from a child of its own when run alone).
+//! from the other scenarios' children, or from a child of its own when run alone), `list`
+//! (latency of the listing endpoints, one request at a time).
+//!
+//! `--prefill N` puts history into each scenario's store before its measured phase: N events,
+//! each with one finished delivery and `--prefill-attempts` attempts, over a few tenants and
+//! endpoints (the scenario's first endpoint among them), written straight into the store
+//! (see `hookrelay_bench/prefill.rs`). On SQLite the filled file is kept and copied for the
+//! next scenario with the same set-up. `--prefill 1000000 --only publish,deliver,list`
+//! measures whether cost stays flat as the store grows.
 //!
 //! `--backend postgres` runs hookrelay on PostgreSQL instead of its embedded SQLite store: the
 //! bench starts a durable throw-away server with `scripts/pg-cluster start DIR --durable`
@@ -35,6 +43,8 @@ mod child;
 mod load;
 #[path = "hookrelay_bench/pg.rs"]
 mod pg;
+#[path = "hookrelay_bench/prefill.rs"]
+mod prefill;
 #[path = "hookrelay_bench/report.rs"]
 mod report;
 #[path = "hookrelay_bench/scenarios.rs"]
@@ -132,6 +142,17 @@ struct Args {
     /// HOOKRELAY_DATABASE_POOL_SIZE for each instance (hookrelay's default when left out).
     #[arg(long)]
     database_pool_size: Option<u32>,
+    /// Events already in the store before each scenario's measured phase (each with one
+    /// finished delivery and --prefill-attempts attempts), written straight into the store.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// Attempts of each prefilled event's delivery (1-1000).
+    #[arg(long, default_value_t = 5)]
+    prefill_attempts: u32,
+    /// Requests per listing query of the list scenario (after 3 unmeasured ones; fewer when
+    /// they take over 20 s).
+    #[arg(long, default_value_t = 200)]
+    list_requests: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +179,7 @@ enum Scenario {
     Latency,
     Inbound,
     Rss,
+    List,
 }
 
 /// The hookrelay beside this executable (the same build, wherever CARGO_TARGET_DIR put it),
@@ -224,6 +246,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     if args.instances == 0 {
         bail!("--instances must be at least 1");
     }
+    if !(1..=1000).contains(&args.prefill_attempts) || args.list_requests == 0 {
+        bail!("--prefill-attempts must be 1-1000 and --list-requests at least 1");
+    }
     if args.backend == Backend::Sqlite
         && (args.instances > 1 || args.database_url.is_some() || args.database_pool_size.is_some())
     {
@@ -239,6 +264,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         Scenario::Latency,
         Scenario::Inbound,
         Scenario::Rss,
+        Scenario::List,
     ]
     .into_iter()
     .any(wanted);
@@ -281,9 +307,15 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             "pool_size": args.database_pool_size,
         })),
     });
+    let prefill = (args.prefill > 0).then_some(prefill::Spec {
+        events: args.prefill,
+        attempts: args.prefill_attempts,
+        payload_bytes: args.payload_bytes,
+    });
     let heading = report::heading(
         args.backend.name(),
         args.instances,
+        prefill,
         pg.as_ref().map(|p| {
             format!(
                 "{}, fsync {}, synchronous_commit {}",
@@ -313,6 +345,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         body: scenarios::publish_body(args.payload_bytes),
         payload_bytes: args.payload_bytes,
         sink: Sink::start().await?,
+        prefill,
+        prefill_cache: scenarios::PrefillCache::default(),
+        list_requests: args.list_requests,
     };
     eprintln!(
         "hookrelay-bench: {} · {} · data in {} ({}) · {} clients · {:?} per scenario · {} B payloads · sink on {}",
@@ -377,6 +412,37 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let fills = ctx
+        .prefill_cache
+        .fills
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let restores = ctx
+        .prefill_cache
+        .restores_s
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for f in &fills {
+        println!(
+            "prefill: {} events + {} deliveries ({} failed) + {} attempts written in {:.1} s ({:.0} rows/s), store {:.0} MB",
+            f.events,
+            f.deliveries,
+            f.failed_deliveries,
+            f.attempts,
+            f.seconds,
+            f.rows_per_s,
+            f.store_mb.unwrap_or(f64::NAN)
+        );
+    }
+    if !restores.is_empty() {
+        println!(
+            "prefill: the filled store was copied for {} more scenario run(s), {:.1} s each on average",
+            restores.len(),
+            restores.iter().sum::<f64>() / restores.len() as f64
+        );
+    }
     let now = chrono::Utc::now();
     let path = args.json_out.clone().unwrap_or_else(|| {
         PathBuf::from("bench-results").join(format!("{}.json", now.format("%Y%m%dT%H%M%SZ")))
@@ -413,6 +479,16 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             "instances": args.instances,
             "database_pool_size": args.database_pool_size,
             "only": args.only.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
+            "list_requests": args.list_requests,
+        },
+        "prefill": {
+            "events": args.prefill,
+            "attempts_per_event": args.prefill_attempts,
+            "payload_bytes": args.payload_bytes,
+            "failed_every": prefill::FAILED_EVERY,
+            "failed_at": prefill::FAILED_AT,
+            "fills": fills,
+            "restores_s": restores,
         },
         "figures": figures,
         "runs": runs,
@@ -561,6 +637,11 @@ async fn run_once(
             "inbound: signed GitHub deliveries, verify + durable accept, 1 HTTP destination";
         let r = measure(label, patience, redone, || ctx.inbound(), |r| r.load.cpu);
         run.inbound = Some(r.await?);
+    }
+    if wanted(Scenario::List) {
+        let label = "list: listing endpoints, one client, one request at a time";
+        let r = measure(label, patience, redone, || ctx.list(), |r| r.cpu);
+        run.list = Some(r.await?);
     }
     let mut children: Vec<(&str, ChildStats)> = [
         ("publish", run.publish.as_ref().map(|r| r.child.clone())),

@@ -41,10 +41,22 @@ pub struct Hookrelay {
     pub addr: SocketAddr,
     dir: PathBuf,
     api: HttpClient,
+    /// Leave the data directory in place on drop (to start again on it).
+    keep_dir: bool,
 }
 
 impl Hookrelay {
     pub async fn start(bin: &Path, opts: &ChildOptions) -> anyhow::Result<Hookrelay> {
+        Hookrelay::start_in(bin, opts, None).await
+    }
+
+    /// Like [`start`](Self::start), on the data directory `dir` (left by
+    /// [`stop_keeping_data`](Self::stop_keeping_data)) when given, else on a fresh one.
+    pub async fn start_in(
+        bin: &Path,
+        opts: &ChildOptions,
+        dir: Option<PathBuf>,
+    ) -> anyhow::Result<Hookrelay> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         if !bin.is_file() {
             bail!(
@@ -52,15 +64,25 @@ impl Hookrelay {
                 bin.display()
             );
         }
-        let dir = opts.data_root.join(format!(
-            "hookrelay-bench-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = match dir {
+            Some(dir) => dir,
+            None => {
+                let dir = opts.data_root.join(format!(
+                    "hookrelay-bench-{}-{}",
+                    std::process::id(),
+                    SEQ.fetch_add(1, Ordering::Relaxed)
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                dir
+            }
+        };
         let addr = free_port()?;
-        let log = std::fs::File::create(dir.join("hookrelay.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hookrelay.log"))?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve");
         // Only what the benchmark sets: nothing inherited from the caller's environment.
@@ -108,6 +130,7 @@ impl Hookrelay {
             addr,
             dir,
             api: new_client(),
+            keep_dir: false,
         };
         hr.wait_healthy(Duration::from_secs(60)).await?;
         Ok(hr)
@@ -281,12 +304,23 @@ impl Hookrelay {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// Kills the child but keeps its data directory; answers it (for
+    /// [`start_in`](Self::start_in), or to remove).
+    pub async fn stop_keeping_data(mut self) -> PathBuf {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.keep_dir = true;
+        self.dir.clone()
+    }
 }
 
 impl Drop for Hookrelay {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

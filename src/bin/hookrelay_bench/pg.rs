@@ -300,6 +300,226 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Fills database `name` (migrated and set up, its hookrelay stopped) with `spec`'s
+    /// history for the tenant whose uid is `tenant_uid`: the layout of
+    /// [`crate::prefill`], written with `INSERT ... SELECT ... FROM generate_series(...)`,
+    /// then `VACUUM ANALYZE` (as autovacuum would have done by then).
+    pub async fn prefill(
+        &self,
+        name: &str,
+        tenant_uid: &str,
+        spec: crate::prefill::Spec,
+    ) -> anyhow::Result<crate::prefill::FillStats> {
+        use crate::prefill::{FAILED_AT, FAILED_EVERY, OTHER_TYPE};
+        use sqlx::Connection;
+        let started = std::time::Instant::now();
+        let url = database_url(&self.admin_url, name)?;
+        let mut c = sqlx::postgres::PgConnection::connect(&url)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let q = |sql: String| sqlx::query(AssertSqlSafe(sql));
+        // ULID text of (ms, n): 10 characters of the time, 16 of n (Crockford base 32).
+        q(
+            "CREATE FUNCTION pg_temp.b32(v bigint, s int) RETURNS text LANGUAGE sql IMMUTABLE \
+           AS $$ SELECT substr('0123456789ABCDEFGHJKMNPQRSTVWXYZ', \
+           (CASE WHEN s >= 63 THEN 0 ELSE (v >> s) & 31 END)::int + 1, 1) $$"
+                .into(),
+        )
+        .execute(&mut c)
+        .await?;
+        let ulid = |prefix: &str, ms: &str, n: &str| {
+            let mut e = format!("'{prefix}_'");
+            for k in 0..10 {
+                e.push_str(&format!(" || pg_temp.b32({ms}, {})", 5 * (9 - k)));
+            }
+            for k in 0..16 {
+                e.push_str(&format!(" || pg_temp.b32({n}, {})", 5 * (15 - k)));
+            }
+            e
+        };
+        let tenant: String = sqlx::query_scalar("SELECT id FROM tenants WHERE uid = $1")
+            .bind(tenant_uid)
+            .fetch_one(&mut c)
+            .await
+            .with_context(|| format!("tenant {tenant_uid} not set up"))?;
+        let (endpoint, url): (String, String) = sqlx::query_as(
+            "SELECT id, url FROM endpoints WHERE tenant_id = $1 AND source_id IS NULL \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(&tenant)
+        .fetch_one(&mut c)
+        .await
+        .context("the scenario's tenant has no endpoint")?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let end = now - 600_000;
+        let start = end - 2 * 24 * 3_600_000;
+        q(
+            "CREATE TEMP TABLE bench_slots (slot int PRIMARY KEY, tenant_id text, \
+           endpoint_id text, url text, event_type text)"
+                .into(),
+        )
+        .execute(&mut c)
+        .await?;
+        sqlx::query("INSERT INTO bench_slots VALUES (0, $1, $2, $3, $4)")
+            .bind(&tenant)
+            .bind(&endpoint)
+            .bind(&url)
+            .bind(crate::child::EVENT_TYPE)
+            .execute(&mut c)
+            .await?;
+        for t in 0..=3i64 {
+            let at = start - 3_600_000 + t * 1000;
+            let tenant_id = if t == 0 {
+                tenant.clone()
+            } else {
+                let tid = format!(
+                    "tn_{}",
+                    ulid::Ulid::from_parts(at as u64, 1 << 40 | t as u128)
+                );
+                sqlx::query(
+                    "INSERT INTO tenants (id, uid, name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(&tid)
+                .bind(format!("prefill-{t}"))
+                .bind(format!("Prefill {t}"))
+                .bind(at)
+                .execute(&mut c)
+                .await?;
+                tid
+            };
+            let eid = format!(
+                "ep_{}",
+                ulid::Ulid::from_parts(at as u64 + 1, 1 << 40 | t as u128)
+            );
+            let eurl = format!("{url}-prefill-{t}");
+            sqlx::query(
+                "INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, \
+                   secrets, headers, timeout_ms, rate_limit_per_s, disabled, metadata, \
+                   retry_schedule, consecutive_failures, created_at, updated_at, source_id) \
+                 SELECT $1, $2, $3, description, $4, channels, secrets, headers, timeout_ms, \
+                   rate_limit_per_s, disabled, metadata, retry_schedule, 0, $5, $5, NULL \
+                 FROM endpoints WHERE id = $6",
+            )
+            .bind(&eid)
+            .bind(&tenant_id)
+            .bind(&eurl)
+            .bind(format!(r#"["{OTHER_TYPE}"]"#))
+            .bind(at + 1)
+            .bind(&endpoint)
+            .execute(&mut c)
+            .await?;
+            sqlx::query("INSERT INTO bench_slots VALUES ($1, $2, $3, $4, $5)")
+                .bind(1 + t as i32)
+                .bind(&tenant_id)
+                .bind(&eid)
+                .bind(&eurl)
+                .bind(OTHER_TYPE)
+                .execute(&mut c)
+                .await?;
+        }
+        let step = (2 * 24 * 3_600_000 / spec.events.max(1) as i64).max(1);
+        let attempts = spec.attempts.max(1) as i64;
+        let head = r#"{"prefill":true,"pad":""#;
+        let pad = spec.payload_bytes.saturating_sub(head.len() + 2);
+        let payload = format!("{head}{}\"}}", "x".repeat(pad));
+        let ms = format!("({start}::bigint + i * {step})");
+        let slot = "(CASE WHEN i % 2 = 0 THEN (i / 2) % 2 ELSE 2 + (i / 2) % 3 END)";
+        let failed = format!(
+            "(i % {FAILED_EVERY} IN ({}, {}))",
+            FAILED_AT[0], FAILED_AT[1]
+        );
+        let event_id = ulid("msg", &ms, "i");
+        let delivery_id = ulid("dlv", &format!("({ms} + 1)"), "i");
+        let attempt_ms = format!("({ms} + 2 + (k - 1) * 1000)");
+        let attempt_id = ulid("atm", &attempt_ms, "(i * 1024 + k)");
+        let batch = 100_000i64;
+        let total = spec.events as i64;
+        let mut lo = 0i64;
+        while lo < total {
+            let hi = (lo + batch).min(total) - 1;
+            let mut tx = c.begin().await?;
+            let from = format!(
+                "FROM generate_series({lo}::bigint, {hi}) i JOIN bench_slots s ON s.slot = {slot}"
+            );
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO events (id, tenant_id, event_type, payload, channels, \
+                   idempotency_key, created_at) \
+                 SELECT {event_id}, s.tenant_id, s.event_type, $1, '[]', NULL, {ms} {from}"
+            )))
+            .bind(&payload)
+            .execute(&mut *tx)
+            .await?;
+            q(format!(
+                "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, \
+                   attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, \
+                   updated_at) \
+                 SELECT {delivery_id}, s.tenant_id, {event_id}, s.endpoint_id, s.event_type, \
+                   CASE WHEN {failed} THEN 'failed' ELSE 'succeeded' END, {attempts}, NULL, NULL, \
+                   NULL, CASE WHEN {failed} THEN 'HTTP 500' END, {ms} + 1, \
+                   {ms} + 1 + {attempts} * 1000 {from}"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            q(format!(
+                "INSERT INTO attempts (id, delivery_id, tenant_id, endpoint_id, attempt, url, \
+                   started_at, duration_ms, succeeded, request_headers, response_status, \
+                   response_headers, response_body, error_kind, error) \
+                 SELECT {attempt_id}, {delivery_id}, s.tenant_id, s.endpoint_id, k, s.url, \
+                   {attempt_ms}, 12, ok, \
+                   '{{\"content-type\":\"application/json\",\"webhook-id\":\"' || {event_id} || \
+                   '\",\"webhook-timestamp\":\"' || ({ms} / 1000) || '\"}}', \
+                   CASE WHEN ok THEN 200 ELSE 500 END, '{{\"content-type\":\"text/plain\"}}', \
+                   CASE WHEN ok THEN 'ok' ELSE 'internal error' END, \
+                   CASE WHEN ok THEN NULL ELSE 'http_status' END, \
+                   CASE WHEN ok THEN NULL ELSE 'HTTP 500' END \
+                 {from} CROSS JOIN LATERAL generate_series(1, {attempts}) k \
+                 CROSS JOIN LATERAL (SELECT k = {attempts} AND NOT {failed} AS ok) o"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            lo = hi + 1;
+            let s = started.elapsed().as_secs_f64();
+            eprintln!(
+                "   prefill: {lo} of {total} events ({:.0}%), {:.0} rows/s, {s:.0} s",
+                lo as f64 * 100.0 / total as f64,
+                (lo * (2 + attempts)) as f64 / s
+            );
+        }
+        let t_vac = std::time::Instant::now();
+        q("VACUUM ANALYZE events, deliveries, attempts, endpoints, tenants".into())
+            .execute(&mut c)
+            .await?;
+        eprintln!(
+            "   prefill: VACUUM ANALYZE took {:.1} s",
+            t_vac.elapsed().as_secs_f64()
+        );
+        let size: Option<i64> = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut c)
+            .await
+            .ok();
+        let _ = c.close().await;
+        let seconds = started.elapsed().as_secs_f64();
+        let events = spec.events;
+        let failed_deliveries = (0..events % FAILED_EVERY)
+            .filter(|r| FAILED_AT.contains(r))
+            .count() as u64
+            + events / FAILED_EVERY * FAILED_AT.len() as u64;
+        let rows = events * (2 + attempts as u64);
+        Ok(crate::prefill::FillStats {
+            events,
+            deliveries: events,
+            attempts: events * attempts as u64,
+            failed_deliveries,
+            seconds,
+            rows_per_s: rows as f64 / seconds.max(1e-9),
+            store_mb: size.map(|s| s as f64 / 1e6),
+        })
+    }
+}
+
 /// The one text value a query answers, if it does.
 async fn show(pool: &PgPool, sql: &str) -> Option<String> {
     sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_string()))

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::scenarios::{
-    CeilingResult, ChildStats, CpuShare, DeliverResult, InboundResult, LatencyResult, PublishResult,
+    CeilingResult, ChildStats, CpuShare, DeliverResult, InboundResult, LatencyResult, ListResult,
+    PublishResult,
 };
 
 /// Everything one pass over the selected scenarios measured.
@@ -15,6 +16,7 @@ pub struct RunResult {
     pub fanout: Option<DeliverResult>,
     pub latency: Option<LatencyResult>,
     pub inbound: Option<InboundResult>,
+    pub list: Option<ListResult>,
     /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB; with
     /// several instances, of the largest instance.
     pub rss_idle_mb: Option<f64>,
@@ -219,7 +221,50 @@ const DEFS: &[Def] = &[
     ),
 ];
 
+/// The list scenario's figures: p50 and p99 of each query, against issue 5's "the listing
+/// endpoints answer in under 50 ms".
+macro_rules! list_defs {
+    ($($name:literal => $label:literal),* $(,)?) => {
+        &[$(
+            def(concat!("list_", $name, "_p50"), concat!("8 ", $label, " p50"), "ms",
+                Some((AtMost, 50.0)), false),
+            def(concat!("list_", $name, "_p99"), concat!("8   ", $label, " p99"), "ms",
+                Some((AtMost, 50.0)), false),
+        )*]
+    };
+}
+
+const LIST_DEFS: &[Def] = list_defs![
+    "events" => "GET events (first page of 50)",
+    "events_deep" => "GET events, 10 pages deep (cursor)",
+    "deliveries" => "GET deliveries",
+    "deliveries_failed" => "GET deliveries?status=failed",
+    "deliveries_succeeded" => "GET deliveries?status=succeeded",
+    "deliveries_endpoint" => "GET deliveries?endpoint=",
+    "deliveries_endpoint_failed" => "GET deliveries?endpoint=&status=failed",
+    "deliveries_endpoint_new" => "GET deliveries?endpoint= (new endpoint)",
+    "delivery_attempts" => "GET deliveries/{id} (with attempts)",
+    "endpoints" => "GET endpoints",
+    "endpoint_stats" => "GET endpoints/{id}/stats",
+    "endpoint_health" => "GET endpoints/{id}/health",
+];
+
+fn list_value(run: &RunResult, key: &str) -> Option<f64> {
+    let rest = key.strip_prefix("list_")?;
+    let (name, pct) = rest.rsplit_once('_')?;
+    let q = run.list.as_ref()?.queries.iter().find(|q| q.name == name)?;
+    let l = q.latency?;
+    match pct {
+        "p50" => Some(l.p50_ms),
+        "p99" => Some(l.p99_ms),
+        _ => None,
+    }
+}
+
 fn value(run: &RunResult, key: &str) -> Option<f64> {
+    if key.starts_with("list_") {
+        return list_value(run, key);
+    }
     let d = |r: &Option<DeliverResult>, f: fn(&DeliverResult) -> f64| r.as_ref().map(f);
     match key {
         "ceiling_rps" => run.ceiling.as_ref().map(|c| c.load.per_s),
@@ -271,6 +316,7 @@ pub fn figures(runs: &[RunResult]) -> Vec<Figure> {
             .collect(),
     );
     DEFS.iter()
+        .chain(LIST_DEFS)
         .filter_map(|d| {
             let per_run: Vec<Option<f64>> = runs.iter().map(|r| value(r, d.key)).collect();
             let v = median(per_run.iter().flatten().copied().collect())?;
@@ -314,11 +360,25 @@ fn number(v: f64, unit: &str) -> String {
 }
 
 /// The line above each table: what was measured, so tables of different runs compare.
-pub fn heading(backend: &str, instances: usize, server: Option<String>) -> String {
+pub fn heading(
+    backend: &str,
+    instances: usize,
+    prefill: Option<crate::prefill::Spec>,
+    server: Option<String>,
+) -> String {
     let mut h = format!(
         "backend: {backend} · {instances} hookrelay instance{}",
         if instances == 1 { "" } else { "s" }
     );
+    match prefill {
+        Some(p) => h.push_str(&format!(
+            " · prefilled store: {} events, {} deliveries, {} attempts",
+            number(p.events as f64, ""),
+            number(p.events as f64, ""),
+            number((p.events * u64::from(p.attempts)) as f64, "")
+        )),
+        None => h.push_str(" · empty store"),
+    }
     if let Some(server) = server {
         h.push_str(&format!(" · {server}"));
     }
@@ -414,6 +474,13 @@ pub fn notes(run: &RunResult) -> Vec<String> {
     if let Some(i) = &run.inbound {
         load("inbound", &i.load.errors);
     }
+    if let Some(l) = &run.list {
+        for q in &l.queries {
+            if let Some(e) = &q.error {
+                notes.push(format!("list {}: {} failed, first: {e}", q.name, q.failed));
+            }
+        }
+    }
     for (name, r) in [("deliver", &run.deliver), ("fanout", &run.fanout)] {
         let Some(r) = r else { continue };
         if !r.drained {
@@ -469,6 +536,7 @@ pub fn notes(run: &RunResult) -> Vec<String> {
         ("fanout", run.fanout.as_ref().map(|r| &r.child)),
         ("latency", run.latency.as_ref().map(|r| &r.child)),
         ("inbound", run.inbound.as_ref().map(|r| &r.child)),
+        ("list", run.list.as_ref().map(|r| &r.child)),
     ];
     for (name, child) in children {
         let Some(c) = child else { continue };
@@ -610,6 +678,9 @@ pub fn shares(run: &RunResult) -> Vec<(&'static str, CpuShare)> {
     }
     if let Some(i) = &run.inbound {
         shares.push(("inbound", i.load.cpu));
+    }
+    if let Some(l) = &run.list {
+        shares.push(("list", l.cpu));
     }
     shares
 }

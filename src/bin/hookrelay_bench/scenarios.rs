@@ -5,8 +5,8 @@
 //! talks to instance k mod N); deliveries are counted at the sink as with one.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -15,9 +15,10 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use serde::Serialize;
 
-use crate::child::{self, ADMIN_KEY, ChildOptions, EVENT_TYPE, Fleet, Hookrelay};
+use crate::child::{self, ADMIN_KEY, ChildOptions, EVENT_TYPE, Fleet, Hookrelay, TENANT_UID};
 use crate::load::{self, LoadOutcome, Percentiles, Target, percentiles};
 use crate::pg::{PgActivity, Postgres, Probe};
+use crate::prefill::{self, FillStats};
 use crate::sink::{INBOUND_INDEX, Sink};
 
 /// Everything a scenario needs from the command line, plus the shared sink.
@@ -42,6 +43,30 @@ pub struct Ctx {
     /// hookrelay instances per scenario (several only on PostgreSQL).
     pub instances: usize,
     pub database_pool_size: Option<u32>,
+    /// History written into each scenario's store before its measured phase, if any.
+    pub prefill: Option<prefill::Spec>,
+    pub prefill_cache: PrefillCache,
+    /// Requests per query of the list scenario.
+    pub list_requests: usize,
+}
+
+/// Filled stores kept for the next scenario (SQLite: a copy of the file per set-up), and
+/// what each fill cost. The copies are removed on drop.
+#[derive(Default)]
+pub struct PrefillCache {
+    files: Mutex<HashMap<String, PathBuf>>,
+    pub fills: Mutex<Vec<FillStats>>,
+    /// Seconds each restore from a cached copy took.
+    pub restores_s: Mutex<Vec<f64>>,
+}
+
+impl Drop for PrefillCache {
+    fn drop(&mut self) {
+        let files = self.files.get_mut().unwrap_or_else(|e| e.into_inner());
+        for path in files.values() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// What the child process (or processes) did during a scenario.
@@ -163,6 +188,31 @@ pub struct InboundResult {
     pub sign_us: f64,
     pub child: ChildStats,
 }
+
+/// One listing request of the list scenario, sent `requests` times in a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListQuery {
+    pub name: &'static str,
+    /// The path and query (ids vary for `delivery_attempts`: one delivery after another).
+    pub path: String,
+    pub ok: u64,
+    pub failed: u64,
+    /// Items in the last answer's `data` (attempts for `delivery_attempts`, 1 for an object).
+    pub items: usize,
+    /// Request → whole answer read, µs percentiles.
+    pub latency: Option<Percentiles>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListResult {
+    pub queries: Vec<ListQuery>,
+    pub cpu: CpuShare,
+    pub child: ChildStats,
+}
+
+/// Longest time the list scenario spends on one query (at least 5 requests are measured).
+const LIST_BUDGET: Duration = Duration::from_secs(20);
 
 /// Where the machine's CPU went during a phase, in % of one core.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -384,6 +434,7 @@ impl Ctx {
     async fn start_fleet(
         &self,
         delivery_enabled: bool,
+        prefill_key: Option<String>,
         set_up: impl AsyncFnOnce(&Hookrelay) -> anyhow::Result<String>,
     ) -> anyhow::Result<(Fleet, String, ChildStats)> {
         let (database, url) = match &self.pg {
@@ -402,7 +453,42 @@ impl Ctx {
             fleet
                 .all
                 .push(Hookrelay::start(&self.hookrelay, &opts).await?);
-            let answer = set_up(fleet.first()).await?;
+            let mut answer = set_up(fleet.first()).await?;
+            if let (Some(spec), Some(key)) = (self.prefill.filter(|p| p.events > 0), prefill_key) {
+                let first = fleet.all.pop().context("the first instance")?;
+                let old_base = first.base();
+                match &self.pg {
+                    None => {
+                        let dir = first.stop_keeping_data().await;
+                        let restarted = async {
+                            self.prefill_sqlite(&dir, &key, spec).await?;
+                            Hookrelay::start_in(&self.hookrelay, &opts, Some(dir.clone())).await
+                        }
+                        .await;
+                        match restarted {
+                            Ok(hr) => fleet.all.push(hr),
+                            Err(e) => {
+                                let _ = std::fs::remove_dir_all(&dir);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Some(pg) => {
+                        first.stop().await;
+                        let name = fleet.database.as_deref().context("a database")?;
+                        let stats = pg.prefill(name, TENANT_UID, spec).await?;
+                        self.prefill_cache
+                            .fills
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(stats);
+                        fleet
+                            .all
+                            .push(Hookrelay::start(&self.hookrelay, &opts).await?);
+                    }
+                }
+                answer = answer.replacen(&old_base, &fleet.first().base(), 1);
+            }
             for _ in 1..self.instances.max(1) {
                 fleet
                     .all
@@ -437,10 +523,91 @@ impl Ctx {
         endpoints: usize,
     ) -> anyhow::Result<(Fleet, String, ChildStats)> {
         let sink = self.sink.addr;
-        self.start_fleet(delivery_enabled, async |hr: &Hookrelay| {
+        let key = format!("{endpoints}-endpoints");
+        self.start_fleet(delivery_enabled, Some(key), async |hr: &Hookrelay| {
             hr.set_up(sink, endpoints).await
         })
         .await
+    }
+
+    /// Puts the prefilled history into the stopped child's SQLite store in `dir`: a copy of
+    /// the store filled for the same set-up (`key`) earlier, else a fill (then kept).
+    async fn prefill_sqlite(
+        &self,
+        dir: &Path,
+        key: &str,
+        spec: prefill::Spec,
+    ) -> anyhow::Result<()> {
+        let db = dir.join("hookrelay.db");
+        let cached = self
+            .prefill_cache
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned();
+        if let Some(copy) = cached {
+            // The set-up child's store, WAL included, is replaced by the copy.
+            for ext in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.join(format!("hookrelay.db{ext}")));
+            }
+            let t0 = Instant::now();
+            let from = copy.clone();
+            let to = db.clone();
+            tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+                .await?
+                .with_context(|| format!("copying {} to {}", copy.display(), db.display()))?;
+            let took = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "   prefill: restored the filled store {} in {took:.1} s",
+                copy.display()
+            );
+            self.prefill_cache
+                .restores_s
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(took);
+            return Ok(());
+        }
+        // The killed child's WAL (its set-up) is folded in when the fill opens the store.
+        let path = db.clone();
+        eprintln!(
+            "   prefill: writing {} events × {} attempts into {}",
+            spec.events,
+            spec.attempts,
+            db.display()
+        );
+        let stats =
+            tokio::task::spawn_blocking(move || prefill::fill_sqlite(&path, TENANT_UID, spec))
+                .await??;
+        eprintln!(
+            "   prefill: {} events, {} deliveries, {} attempts in {:.1} s ({:.0} rows/s), store {:.0} MB",
+            stats.events,
+            stats.deliveries,
+            stats.attempts,
+            stats.seconds,
+            stats.rows_per_s,
+            stats.store_mb.unwrap_or(0.0)
+        );
+        self.prefill_cache
+            .fills
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stats);
+        let copy = self.data_root.join(format!(
+            "hookrelay-bench-prefill-{}-{key}.db",
+            std::process::id()
+        ));
+        let (from, to) = (db.clone(), copy.clone());
+        tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+            .await?
+            .with_context(|| format!("copying {} to {}", db.display(), copy.display()))?;
+        self.prefill_cache
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), copy);
+        Ok(())
     }
 
     /// Kills the instances and drops their database.
@@ -655,7 +822,7 @@ impl Ctx {
     pub async fn inbound(&self) -> anyhow::Result<InboundResult> {
         let sink = self.sink.addr;
         let (hr, url, mut child) = self
-            .start_fleet(true, async |hr: &Hookrelay| {
+            .start_fleet(true, None, async |hr: &Hookrelay| {
                 hr.set_up_inbound(sink, INBOUND_SECRET).await
             })
             .await?;
@@ -715,6 +882,197 @@ impl Ctx {
             sign_us,
             child,
         })
+    }
+
+    /// 8, list: the listing endpoints (and an endpoint's stats and health) on the (prefilled)
+    /// store, one client, one request after another, `list_requests` times each after a few
+    /// unmeasured ones, or as many as fit in 20 s.
+    pub async fn list(&self) -> anyhow::Result<ListResult> {
+        let (hr, _, mut child) = self.start_child(false, 1).await?;
+        let result = self.list_queries(&hr).await;
+        let (queries, cpu) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.stop_fleet(hr).await;
+                return Err(e);
+            }
+        };
+        self.finish_child(hr, &mut child, None).await;
+        Ok(ListResult {
+            queries,
+            cpu,
+            child,
+        })
+    }
+
+    async fn list_queries(&self, fleet: &Fleet) -> anyhow::Result<(Vec<ListQuery>, CpuShare)> {
+        let hr = fleet.first();
+        let tenant = format!("{}/api/v1/tenants/{TENANT_UID}", hr.base());
+        let get = async |url: &str| -> anyhow::Result<serde_json::Value> {
+            let (status, body) = hr.call(hyper::Method::GET, url, None).await?;
+            if status != StatusCode::OK {
+                anyhow::bail!("GET {url} answered {status}: {body}");
+            }
+            Ok(body)
+        };
+        let endpoints = get(&format!("{tenant}/endpoints?limit=250")).await?;
+        let endpoint = endpoints["data"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/ep/0")))
+            })
+            .and_then(|e| e["id"].as_str())
+            .context("the scenario's endpoint is not listed")?
+            .to_string();
+        // An endpoint made now: none of the stored deliveries are its (the rare case of an
+        // endpoint filter).
+        let (status, made) = hr
+            .call(
+                hyper::Method::POST,
+                &format!("{tenant}/endpoints"),
+                Some(&serde_json::json!({
+                    "url": format!("http://{}/ep/new", self.sink.addr),
+                    "event_types": [EVENT_TYPE],
+                })),
+            )
+            .await?;
+        let new_endpoint = made["id"]
+            .as_str()
+            .with_context(|| format!("creating an endpoint answered {status}: {made}"))?
+            .to_string();
+        // A cursor ten pages deep, and deliveries to look at one by one.
+        let mut cursor = None;
+        for _ in 0..10 {
+            let mut url = format!("{tenant}/events?limit=50");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            match get(&url).await?["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let mut delivery_ids = Vec::new();
+        let mut dcursor: Option<String> = None;
+        for _ in 0..4 {
+            let mut url = format!("{tenant}/deliveries?limit=250");
+            if let Some(c) = &dcursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page = get(&url).await?;
+            delivery_ids.extend(
+                page["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d["id"].as_str().map(str::to_string)),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => dcursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let deep = match &cursor {
+            Some(c) => format!("/events?limit=50&cursor={c}"),
+            None => "/events?limit=50".to_string(),
+        };
+        let paths: Vec<(&'static str, String)> = vec![
+            ("events", "/events?limit=50".into()),
+            ("events_deep", deep),
+            ("deliveries", "/deliveries?limit=50".into()),
+            (
+                "deliveries_failed",
+                "/deliveries?status=failed&limit=50".into(),
+            ),
+            (
+                "deliveries_succeeded",
+                "/deliveries?status=succeeded&limit=50".into(),
+            ),
+            (
+                "deliveries_endpoint",
+                format!("/deliveries?endpoint={endpoint}&limit=50"),
+            ),
+            (
+                "deliveries_endpoint_failed",
+                format!("/deliveries?endpoint={endpoint}&status=failed&limit=50"),
+            ),
+            (
+                "deliveries_endpoint_new",
+                format!("/deliveries?endpoint={new_endpoint}&limit=50"),
+            ),
+            ("delivery_attempts", "/deliveries/{id}".into()),
+            ("endpoints", "/endpoints?limit=50".into()),
+            ("endpoint_stats", format!("/endpoints/{endpoint}/stats")),
+            ("endpoint_health", format!("/endpoints/{endpoint}/health")),
+        ];
+        let m0 = self.meter(Some(fleet));
+        let mut out = Vec::new();
+        for (name, path) in paths {
+            let mut latencies = Vec::with_capacity(self.list_requests);
+            let (mut ok, mut failed, mut items, mut error) = (0, 0, 0, None);
+            let warm = 3;
+            // A slow query gets LIST_BUDGET (and at least 5 measured requests), not hours.
+            let began = Instant::now();
+            for n in 0..warm + self.list_requests {
+                if n >= warm + 5 && began.elapsed() > LIST_BUDGET {
+                    break;
+                }
+                let url = if name == "delivery_attempts" {
+                    let Some(id) = delivery_ids.get(n % delivery_ids.len().max(1)) else {
+                        break;
+                    };
+                    format!("{tenant}/deliveries/{id}")
+                } else {
+                    format!("{tenant}{path}")
+                };
+                let t0 = Instant::now();
+                let answer = hr.call(hyper::Method::GET, &url, None).await;
+                let took = t0.elapsed().as_micros() as u64;
+                if n < warm {
+                    continue;
+                }
+                match answer {
+                    Ok((StatusCode::OK, body)) => {
+                        ok += 1;
+                        latencies.push(took);
+                        let list = if name == "delivery_attempts" {
+                            &body["attempts"]
+                        } else {
+                            &body["data"]
+                        };
+                        items = list.as_array().map_or(1, Vec::len);
+                    }
+                    Ok((status, body)) => {
+                        failed += 1;
+                        error.get_or_insert(format!("{status}: {body}"));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            let q = ListQuery {
+                name,
+                path,
+                ok,
+                failed,
+                items,
+                latency: percentiles(latencies),
+                error,
+            };
+            eprintln!(
+                "   {:<28} p50 {:>8.2} ms  p99 {:>8.2} ms  ({} items)",
+                q.name,
+                q.latency.map_or(f64::NAN, |l| l.p50_ms),
+                q.latency.map_or(f64::NAN, |l| l.p99_ms),
+                q.items
+            );
+            out.push(q);
+        }
+        let cpu = self.meter(Some(fleet)).since(&m0);
+        Ok((out, cpu))
     }
 
     /// 6 alone: start, set up, note idle RSS, stop.
