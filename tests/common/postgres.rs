@@ -48,15 +48,27 @@ fn schema_name(dir: &Path) -> String {
     format!("t_{:016x}", h.finish())
 }
 
-/// Runs one statement on `url`, from any context (a test's runtime included).
-pub fn run_sql(url: &str, sql: String) {
-    let url = url.to_string();
+/// Runs `f` on a runtime of its own, on a thread of its own: usable from any context, a
+/// test's runtime included.
+fn on_own_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
+            .unwrap()
+            .block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// Runs one statement on `url`.
+pub fn run_sql(url: &str, sql: String) {
+    let url = url.to_string();
+    on_own_runtime(move || {
+        Box::pin(async move {
             let mut conn = sqlx::PgConnection::connect(&url)
                 .await
                 .expect("the test PostgreSQL server answers");
@@ -66,19 +78,13 @@ pub fn run_sql(url: &str, sql: String) {
                 .expect("test SQL runs");
         })
     })
-    .join()
-    .unwrap();
 }
 
-/// Runs one query returning text values, from any context.
+/// Runs one query returning text values.
 pub fn query_strings(url: &str, sql: &str) -> Vec<String> {
     let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+    on_own_runtime(move || {
+        Box::pin(async move {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut conn)
@@ -86,8 +92,6 @@ pub fn query_strings(url: &str, sql: &str) -> Vec<String> {
                 .unwrap()
         })
     })
-    .join()
-    .unwrap()
 }
 
 /// A private PostgreSQL server for tests that stop and restart it (`scripts/pg-cluster`).

@@ -93,11 +93,7 @@ impl PgStore {
     /// Connects (up to `pool_size` connections for queries, and one to listen on), applies
     /// pending migrations and starts listening for due-work announcements.
     pub async fn connect(url: &str, pool_size: u32) -> Result<PgStore> {
-        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-            // The URL may carry a password: say what is wrong without repeating it.
-            StoreError::Unavailable(format!("invalid database_url: {}", redact_url_error(&e)))
-        })?;
-        let options = options.application_name("hookrelay");
+        let options = connect_options(url)?;
         let pool = PgPoolOptions::new()
             // One more than configured: the LISTEN task holds a connection for itself.
             .max_connections(pool_size + 1)
@@ -135,9 +131,7 @@ impl PgStore {
 
     /// Applies pending migrations and returns the schema version: `hookrelay migrate`.
     pub async fn migrate_only(url: &str) -> Result<usize> {
-        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-            StoreError::Unavailable(format!("invalid database_url: {}", redact_url_error(&e)))
-        })?;
+        let options = connect_options(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -226,6 +220,15 @@ async fn announce_due(pool: &PgPool) {
         // Only a delay: pollers find the work within their interval.
         tracing::debug!(error = %e, "could not announce due deliveries");
     }
+}
+
+/// The connection settings of `url`.
+fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+        // The URL may carry a password: say what is wrong without repeating it.
+        StoreError::Unavailable(format!("invalid database_url: {}", redact_url_error(&e)))
+    })?;
+    Ok(options.application_name("hookrelay"))
 }
 
 /// `sqlx` configuration errors can quote the URL; keep only the kind of error.
