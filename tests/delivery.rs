@@ -1029,3 +1029,161 @@ async fn concurrent_publishes_with_one_idempotency_key_create_one_event() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.count(), 17, "16 unkeyed events and one keyed");
 }
+
+/// Every combination of the delivery log's filters, paged three at a time, returns exactly
+/// the rows of the unfiltered log that match, newest first. Each combination is answered by
+/// its own index (the endpoint's statuses merged, the partial index of unfinished rows, the
+/// event index), so this checks each plan against the plain one.
+#[tokio::test]
+async fn delivery_listing_filters_agree_with_the_unfiltered_log() {
+    let app = spawn_app_with(|s| s.retry_schedule = vec![]).await;
+    let ok = Receiver::ok().await;
+    let bad = Receiver::start(vec![Answer::status(500)]).await;
+    let slow = Receiver::start(vec![Answer::status(200).delay(Duration::from_secs(120))]).await;
+    let tenant = app.tenant("filters").await;
+    let other = app.tenant("filters-other").await;
+    app.event_type("a.b").await;
+    let mut endpoints = Vec::new();
+    for url in [ok.url(), bad.url(), slow.url(), slow.url()] {
+        // Long enough for the slow receiver's deliveries to stay pending throughout.
+        let ep = app
+            .endpoint(
+                &tenant,
+                json!({"url": url, "event_types": ["*"], "timeout_ms": 120_000}),
+            )
+            .await;
+        endpoints.push(ep["id"].as_str().unwrap().to_string());
+    }
+    app.endpoint(&other, json!({"url": ok.url(), "event_types": ["*"]}))
+        .await;
+    let before = chrono::Utc::now() - chrono::TimeDelta::milliseconds(5);
+    let mut events = Vec::new();
+    for n in 0..5 {
+        let ev = app.publish(&tenant, "a.b", json!({"n": n})).await;
+        events.push(ev["id"].as_str().unwrap().to_string());
+        app.publish(&other, "a.b", json!({"n": n})).await;
+    }
+    // The fourth endpoint's deliveries are in flight when it is deleted: cancelled.
+    slow.wait_for(10, WAIT).await;
+    let (s, b) = app
+        .delete(
+            &format!("/api/v1/tenants/{tenant}/endpoints/{}", endpoints[3]),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+
+    let all_pages = |query: String| {
+        let app = &app;
+        let tenant = &tenant;
+        async move {
+            let mut ids = Vec::new();
+            let mut rows = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = match &cursor {
+                    Some(c) => format!("{query}&limit=3&cursor={c}"),
+                    None => format!("{query}&limit=3"),
+                };
+                let (s, list) = app
+                    .get(
+                        &format!("/api/v1/tenants/{tenant}/deliveries?{page}"),
+                        &app.admin,
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{query}: {list}");
+                for d in list["data"].as_array().unwrap() {
+                    ids.push(d["id"].as_str().unwrap().to_string());
+                    rows.push(d.clone());
+                }
+                match list["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+                assert!(ids.len() <= 40, "{query}: paging does not end");
+            }
+            (ids, rows)
+        }
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let full = loop {
+        let (_, rows) = all_pages(String::new()).await;
+        let count = |status: &str| rows.iter().filter(|d| d["status"] == status).count();
+        if count("succeeded") == 5 && count("failed") == 5 && count("cancelled") == 5 {
+            assert_eq!(count("pending"), 5, "the slow endpoint's are in flight");
+            break rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:#?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(full.len(), 20, "the other tenant's are not listed");
+    let full_ids: Vec<&str> = full.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let mut sorted = full_ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(full_ids, sorted, "newest first");
+
+    let statuses = [
+        None,
+        Some("pending"),
+        Some("succeeded"),
+        Some("failed"),
+        Some("cancelled"),
+    ];
+    let endpoint_filters = std::iter::once(None).chain(endpoints.iter().map(Some));
+    let mut checked = 0;
+    for endpoint in endpoint_filters {
+        for status in statuses {
+            for event in [None, Some(&events[2])] {
+                let mut query = String::from("x=1");
+                if let Some(e) = endpoint {
+                    query.push_str(&format!("&endpoint={e}"));
+                }
+                if let Some(s) = status {
+                    query.push_str(&format!("&status={s}"));
+                }
+                if let Some(e) = event {
+                    query.push_str(&format!("&event={e}"));
+                }
+                let expected: Vec<String> = full
+                    .iter()
+                    .filter(|d| endpoint.is_none_or(|e| d["endpoint_id"] == **e))
+                    .filter(|d| status.is_none_or(|s| d["status"] == s))
+                    .filter(|d| event.is_none_or(|e| d["event_id"] == **e))
+                    .map(|d| d["id"].as_str().unwrap().to_string())
+                    .collect();
+                let (ids, _) = all_pages(query.clone()).await;
+                assert_eq!(ids, expected, "{query}");
+                checked += usize::from(!expected.is_empty());
+            }
+        }
+    }
+    // Without endpoint: 5 statuses x 2; per endpoint: no status and its own, x 2.
+    assert_eq!(checked, 10 + 4 * 4, "combinations that match something");
+
+    // Endpoint statistics count the deliveries made within a window.
+    let stats = |query: String| {
+        let app = &app;
+        let path = format!(
+            "/api/v1/tenants/{tenant}/endpoints/{}/stats?{query}",
+            endpoints[1]
+        );
+        async move { app.get(&path, &app.admin).await }
+    };
+    let (s, all) = stats(String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    assert_eq!(all["deliveries"]["failed"], 5, "{all}");
+    assert_eq!(all["deliveries"]["total"], 5, "{all}");
+    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let (_, earlier) = stats(format!("until={}", at(before))).await;
+    assert_eq!(earlier["deliveries"]["total"], 0, "{earlier}");
+    let echoed = chrono::DateTime::parse_from_rfc3339(earlier["until"].as_str().unwrap()).unwrap();
+    assert_eq!(at(echoed.to_utc()), at(before), "{earlier}");
+    let (_, since) = stats(format!("since={}", at(before))).await;
+    assert_eq!(since["deliveries"]["failed"], 5, "{since}");
+    let (s, b) = stats(format!("since={0}&until={0}", at(before))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_window", "{b}");
+    let (s, b) = stats("since=yesterday".into()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_query", "{b}");
+}

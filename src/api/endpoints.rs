@@ -332,15 +332,29 @@ pub async fn send_test(
     ))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct StatsParams {
+    /// RFC 3339; the deliveries counted were made at or after it. Default: 24 hours before
+    /// `until`.
+    pub since: Option<DateTime<Utc>>,
+    /// RFC 3339; the deliveries counted were made before it. Default: now.
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}/stats", tag = "endpoints",
-    params(("tenant" = String, Path), ("endpoint" = String, Path)), responses((status = 200, body = EndpointStats)))]
+    params(("tenant" = String, Path), ("endpoint" = String, Path), StatsParams),
+    responses((status = 200, body = EndpointStats)))]
 pub async fn endpoint_stats(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((tenant, id)): EndpointPath,
+    QueryParams(p): QueryParams<StatsParams>,
 ) -> ApiResult<Json<EndpointStats>> {
     Ok(Json(
-        state.service.endpoint_stats(&who, &tenant, &id).await?,
+        state
+            .service
+            .endpoint_stats(&who, &tenant, &id, p.since, p.until)
+            .await?,
     ))
 }
 

@@ -398,8 +398,15 @@ impl<S: Store> Store for CachedStore<S> {
             .await
     }
 
-    async fn delivery_counts(&self, tenant_id: &str, endpoint_id: &str) -> Result<DeliveryCounts> {
-        self.inner.delivery_counts(tenant_id, endpoint_id).await
+    async fn delivery_counts(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        window: TimeWindow,
+    ) -> Result<DeliveryCounts> {
+        self.inner
+            .delivery_counts(tenant_id, endpoint_id, window)
+            .await
     }
 
     async fn list_operational_events(

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::source::{InboundOutcome, InboundRequestLog, Source, SourceActivity};
 use crate::domain::{
     ApiKey, Attempt, Delivery, DeliveryStatus, Endpoint, Event, EventType, OperationalEvent, Page,
-    PageRequest, Tenant,
+    PageRequest, Tenant, ids,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,6 +122,35 @@ pub struct DeliveryCounts {
     pub failed: u64,
     pub cancelled: u64,
     pub last_delivery_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryCounts {
+    pub fn of_mut(&mut self, status: DeliveryStatus) -> &mut u64 {
+        match status {
+            DeliveryStatus::Pending => &mut self.pending,
+            DeliveryStatus::Succeeded => &mut self.succeeded,
+            DeliveryStatus::Failed => &mut self.failed,
+            DeliveryStatus::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+/// The half-open span of creation times `[since, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl TimeWindow {
+    /// The id range `[first, end)` of the ids of kind `prefix` made within the window (ids
+    /// are ULIDs, ordered by creation time).
+    pub fn id_range(&self, prefix: &str) -> (String, String) {
+        (
+            ids::first_id_at(prefix, self.since),
+            ids::first_id_at(prefix, self.until),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -372,7 +401,14 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: &str,
         limit: usize,
     ) -> Result<Vec<Attempt>>;
-    async fn delivery_counts(&self, tenant_id: &str, endpoint_id: &str) -> Result<DeliveryCounts>;
+    /// An endpoint's deliveries made within `window`, by status. Reads index entries only,
+    /// as many as deliveries in the window.
+    async fn delivery_counts(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        window: TimeWindow,
+    ) -> Result<DeliveryCounts>;
     async fn list_operational_events(
         &self,
         tenant_id: &str,

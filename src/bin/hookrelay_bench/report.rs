@@ -243,9 +243,12 @@ const LIST_DEFS: &[Def] = list_defs![
     "deliveries_endpoint" => "GET deliveries?endpoint=",
     "deliveries_endpoint_failed" => "GET deliveries?endpoint=&status=failed",
     "deliveries_endpoint_new" => "GET deliveries?endpoint= (new endpoint)",
+    "deliveries_pending" => "GET deliveries?status=pending",
+    "deliveries_event" => "GET deliveries?event=",
     "delivery_attempts" => "GET deliveries/{id} (with attempts)",
     "endpoints" => "GET endpoints",
-    "endpoint_stats" => "GET endpoints/{id}/stats",
+    "endpoint_stats" => "GET endpoints/{id}/stats (last 24 h)",
+    "endpoint_stats_30d" => "GET endpoints/{id}/stats?since= (30 days)",
     "endpoint_health" => "GET endpoints/{id}/health",
 ];
 

@@ -954,6 +954,7 @@ impl Ctx {
             }
         }
         let mut delivery_ids = Vec::new();
+        let mut event_id = None;
         let mut dcursor: Option<String> = None;
         for _ in 0..4 {
             let mut url = format!("{tenant}/deliveries?limit=250");
@@ -961,6 +962,9 @@ impl Ctx {
                 url.push_str(&format!("&cursor={c}"));
             }
             let page = get(&url).await?;
+            if event_id.is_none() {
+                event_id = page["data"][0]["event_id"].as_str().map(str::to_string);
+            }
             delivery_ids.extend(
                 page["data"]
                     .as_array()
@@ -977,6 +981,10 @@ impl Ctx {
             Some(c) => format!("/events?limit=50&cursor={c}"),
             None => "/events?limit=50".to_string(),
         };
+        // The retention default: the widest window worth asking statistics for.
+        let month_ago = (chrono::Utc::now() - chrono::TimeDelta::days(30))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let paths: Vec<(&'static str, String)> = vec![
             ("events", "/events?limit=50".into()),
             ("events_deep", deep),
@@ -1001,9 +1009,24 @@ impl Ctx {
                 "deliveries_endpoint_new",
                 format!("/deliveries?endpoint={new_endpoint}&limit=50"),
             ),
+            (
+                "deliveries_pending",
+                "/deliveries?status=pending&limit=50".into(),
+            ),
+            (
+                "deliveries_event",
+                format!(
+                    "/deliveries?event={}",
+                    event_id.as_deref().unwrap_or("none")
+                ),
+            ),
             ("delivery_attempts", "/deliveries/{id}".into()),
             ("endpoints", "/endpoints?limit=50".into()),
             ("endpoint_stats", format!("/endpoints/{endpoint}/stats")),
+            (
+                "endpoint_stats_30d",
+                format!("/endpoints/{endpoint}/stats?since={month_ago}"),
+            ),
             ("endpoint_health", format!("/endpoints/{endpoint}/health")),
         ];
         let m0 = self.meter(Some(fleet));
