@@ -14,7 +14,8 @@
 //! Scenarios: `ceiling` (the sink alone under the same load tool), `publish` (durable
 //! publish, workers off), `deliver` (publish + deliver to 1 endpoint), `fanout` (10
 //! endpoints), `latency` (open loop at `--rate`), `inbound` (signed GitHub deliveries to a
-//! source whose HTTP destination is the sink), `rss` (idle and peak resident memory, taken
+//! source whose HTTP destination is the sink), `accept` (the same requests to a source with no
+//! destination: verify and durable accept only, SPEC §9's inbound figure), `rss` (idle and peak resident memory, taken
 //! from the other scenarios' children, or from a child of its own when run alone), `list`
 //! (latency of the listing endpoints, one request at a time).
 //!
@@ -178,6 +179,7 @@ enum Scenario {
     Fanout,
     Latency,
     Inbound,
+    Accept,
     Rss,
     List,
 }
@@ -263,6 +265,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         Scenario::Fanout,
         Scenario::Latency,
         Scenario::Inbound,
+        Scenario::Accept,
         Scenario::Rss,
         Scenario::List,
     ]
@@ -635,8 +638,25 @@ async fn run_once(
     if wanted(Scenario::Inbound) {
         let label =
             "inbound: signed GitHub deliveries, verify + durable accept, 1 HTTP destination";
-        let r = measure(label, patience, redone, || ctx.inbound(), |r| r.load.cpu);
+        let r = measure(
+            label,
+            patience,
+            redone,
+            || ctx.inbound(true),
+            |r| r.load.cpu,
+        );
         run.inbound = Some(r.await?);
+    }
+    if wanted(Scenario::Accept) {
+        let label = "accept: signed GitHub deliveries, verify + durable accept, no destination";
+        let r = measure(
+            label,
+            patience,
+            redone,
+            || ctx.inbound(false),
+            |r| r.load.cpu,
+        );
+        run.accept = Some(r.await?);
     }
     if wanted(Scenario::List) {
         let label = "list: listing endpoints, one client, one request at a time";
@@ -649,6 +669,7 @@ async fn run_once(
         ("fanout", run.fanout.as_ref().map(|r| r.child.clone())),
         ("latency", run.latency.as_ref().map(|r| r.child.clone())),
         ("inbound", run.inbound.as_ref().map(|r| r.child.clone())),
+        ("accept", run.accept.as_ref().map(|r| r.child.clone())),
     ]
     .into_iter()
     .filter_map(|(n, c)| Some((n, c?)))

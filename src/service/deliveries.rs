@@ -9,7 +9,7 @@ use super::{Result, Service, ServiceError};
 use crate::domain::Invalid;
 use crate::domain::health::{EndpointHealth, RecentAttempts, assess};
 use crate::domain::{Attempt, Delivery, OperationalEvent, Page, PageRequest, Principal};
-use crate::store::{DeliveryFilter, RetryOutcome, TimeWindow};
+use crate::store::{AttemptOutcome, DeliveryFilter, RetryOutcome, TimeWindow};
 
 /// Attempts looked at for health and latency figures.
 const RECENT_FOR_HEALTH: usize = 100;
@@ -188,9 +188,10 @@ impl Service {
             .await?;
         let recent = self
             .store
-            .recent_attempts(&endpoint.tenant_id, &endpoint.id, RECENT_FOR_STATS)
+            .recent_outcomes(&endpoint.tenant_id, &endpoint.id, RECENT_FOR_STATS)
             .await?;
-        let real: Vec<&Attempt> = recent
+        let last_delivery_at = recent.first().map(|a| a.started_at);
+        let real: Vec<&AttemptOutcome> = recent
             .iter()
             .filter(|a| a.error_kind != Some(crate::domain::AttemptErrorKind::EndpointUnavailable))
             .collect();
@@ -209,7 +210,7 @@ impl Service {
             recent_attempts: real.len() as u32,
             success_rate: (!real.is_empty()).then(|| succeeded as f64 / real.len() as f64),
             latency_ms: latency_summary(&mut durations),
-            last_delivery_at: counts.last_delivery_at,
+            last_delivery_at,
         })
     }
 

@@ -398,6 +398,17 @@ impl<S: Store> Store for CachedStore<S> {
             .await
     }
 
+    async fn recent_outcomes(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<AttemptOutcome>> {
+        self.inner
+            .recent_outcomes(tenant_id, endpoint_id, limit)
+            .await
+    }
+
     async fn delivery_counts(
         &self,
         tenant_id: &str,

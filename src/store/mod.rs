@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::source::{InboundOutcome, InboundRequestLog, Source, SourceActivity};
 use crate::domain::{
-    ApiKey, Attempt, Delivery, DeliveryStatus, Endpoint, Event, EventType, OperationalEvent, Page,
-    PageRequest, Tenant, ids,
+    ApiKey, Attempt, AttemptErrorKind, Delivery, DeliveryStatus, Endpoint, Event, EventType,
+    OperationalEvent, Page, PageRequest, Tenant, ids,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -121,7 +121,15 @@ pub struct DeliveryCounts {
     pub succeeded: u64,
     pub failed: u64,
     pub cancelled: u64,
-    pub last_delivery_at: Option<DateTime<Utc>>,
+}
+
+/// What statistics read of an attempt (not its headers or body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    pub started_at: DateTime<Utc>,
+    pub succeeded: bool,
+    pub duration_ms: u64,
+    pub error_kind: Option<AttemptErrorKind>,
 }
 
 impl DeliveryCounts {
@@ -401,6 +409,13 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: &str,
         limit: usize,
     ) -> Result<Vec<Attempt>>;
+    /// The outcomes of an endpoint's last `limit` attempts, newest first.
+    async fn recent_outcomes(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<AttemptOutcome>>;
     /// An endpoint's deliveries made within `window`, by status. Reads index entries only,
     /// as many as deliveries in the window.
     async fn delivery_counts(

@@ -230,12 +230,25 @@ impl Hookrelay {
 
     /// The tenant and a GitHub source verified with `secret` whose one destination is the
     /// sink's [`INBOUND_PATH`](crate::sink::INBOUND_PATH). Answers the source's receive URL.
-    pub async fn set_up_inbound(&self, sink: SocketAddr, secret: &str) -> anyhow::Result<String> {
+    pub async fn set_up_inbound(
+        &self,
+        sink: Option<SocketAddr>,
+        secret: &str,
+    ) -> anyhow::Result<String> {
         self.create(
             "/api/v1/tenants",
             json!({"uid": TENANT_UID, "name": "Benchmark"}),
         )
         .await?;
+        let destinations: Vec<_> = sink
+            .into_iter()
+            .map(|sink| {
+                json!({
+                    "type": "http",
+                    "url": format!("http://{sink}{}", crate::sink::INBOUND_PATH),
+                })
+            })
+            .collect();
         let source = self
             .create(
                 &format!("/api/v1/tenants/{TENANT_UID}/sources"),
@@ -243,10 +256,7 @@ impl Hookrelay {
                     "name": "bench-github",
                     "provider": "github",
                     "verification": {"secrets": [secret]},
-                    "destinations": [{
-                        "type": "http",
-                        "url": format!("http://{sink}{}", crate::sink::INBOUND_PATH),
-                    }],
+                    "destinations": destinations,
                 }),
             )
             .await?;

@@ -16,6 +16,8 @@ pub struct RunResult {
     pub fanout: Option<DeliverResult>,
     pub latency: Option<LatencyResult>,
     pub inbound: Option<InboundResult>,
+    /// The inbound scenario without a destination.
+    pub accept: Option<InboundResult>,
     pub list: Option<ListResult>,
     /// Idle RSS (largest of the scenarios' readings) and peak RSS (largest VmHWM), MB; with
     /// several instances, of the largest instance.
@@ -204,8 +206,17 @@ const DEFS: &[Def] = &[
         false,
     ),
     def(
+        "accept_rps",
+        "7 inbound verify + durable accept, no destination",
+        "req/s",
+        Some((AtLeast, 20_000.0)),
+        true,
+    ),
+    def("accept_api_p50", "7   accept API p50", "ms", None, false),
+    def("accept_api_p99", "7   accept API p99", "ms", None, false),
+    def(
         "inbound_rps",
-        "7 inbound verify + durable accept",
+        "7 inbound verify + accept + forward, 1 destination",
         "req/s",
         Some((AtLeast, 20_000.0)),
         true,
@@ -290,6 +301,9 @@ fn value(run: &RunResult, key: &str) -> Option<f64> {
         "inbound_api_p50" => run.inbound.as_ref()?.load.api.map(|a| a.p50_ms),
         "inbound_api_p99" => run.inbound.as_ref()?.load.api.map(|a| a.p99_ms),
         "inbound_drain_s" => run.inbound.as_ref().map(|i| i.drain_s),
+        "accept_rps" => run.accept.as_ref().map(|i| i.load.per_s),
+        "accept_api_p50" => run.accept.as_ref()?.load.api.map(|a| a.p50_ms),
+        "accept_api_p99" => run.accept.as_ref()?.load.api.map(|a| a.p99_ms),
         "rss_idle_mb" => run.rss_idle_mb,
         "rss_peak_mb" => run.rss_peak_mb,
         "rss_idle_sum_mb" => run.rss_idle_sum_mb,
@@ -474,8 +488,10 @@ pub fn notes(run: &RunResult) -> Vec<String> {
     if let Some(l) = &run.latency {
         load("latency", &l.publish.errors);
     }
-    if let Some(i) = &run.inbound {
-        load("inbound", &i.load.errors);
+    for (name, i) in [("inbound", &run.inbound), ("accept", &run.accept)] {
+        if let Some(i) = i {
+            load(name, &i.load.errors);
+        }
     }
     if let Some(l) = &run.list {
         for q in &l.queries {
@@ -539,6 +555,7 @@ pub fn notes(run: &RunResult) -> Vec<String> {
         ("fanout", run.fanout.as_ref().map(|r| &r.child)),
         ("latency", run.latency.as_ref().map(|r| &r.child)),
         ("inbound", run.inbound.as_ref().map(|r| &r.child)),
+        ("accept", run.accept.as_ref().map(|r| &r.child)),
         ("list", run.list.as_ref().map(|r| &r.child)),
     ];
     for (name, child) in children {
@@ -600,13 +617,15 @@ pub fn cpu_line(run: &RunResult) -> String {
             gc(&l.child)
         ));
     }
-    if let Some(i) = &run.inbound {
-        parts.push(format!(
-            "inbound: {}{}, {:.1} µs/request building and signing",
-            share(&i.load.cpu),
-            gc(&i.child),
-            i.sign_us
-        ));
+    for (name, i) in [("inbound", &run.inbound), ("accept", &run.accept)] {
+        if let Some(i) = i {
+            parts.push(format!(
+                "{name}: {}{}, {:.1} µs/request building and signing",
+                share(&i.load.cpu),
+                gc(&i.child),
+                i.sign_us
+            ));
+        }
     }
     parts.join("\n  ")
 }
@@ -655,8 +674,10 @@ pub fn pg_lines(run: &RunResult) -> Vec<String> {
     if let Some(l) = &run.latency {
         add("latency", &l.child, l.publish.ok);
     }
-    if let Some(i) = &run.inbound {
-        add("inbound", &i.child, i.load.ok);
+    for (name, i) in [("inbound", &run.inbound), ("accept", &run.accept)] {
+        if let Some(i) = i {
+            add(name, &i.child, i.load.ok);
+        }
     }
     lines
 }
@@ -681,6 +702,9 @@ pub fn shares(run: &RunResult) -> Vec<(&'static str, CpuShare)> {
     }
     if let Some(i) = &run.inbound {
         shares.push(("inbound", i.load.cpu));
+    }
+    if let Some(i) = &run.accept {
+        shares.push(("accept", i.load.cpu));
     }
     if let Some(l) = &run.list {
         shares.push(("list", l.cpu));

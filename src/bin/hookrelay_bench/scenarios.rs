@@ -818,11 +818,13 @@ impl Ctx {
 
     /// 7, inbound: a GitHub source whose HTTP destination is the sink. Closed-loop clients
     /// post signed pushes of `payload_bytes`, each with its own `X-GitHub-Delivery`, and
-    /// afterwards every accepted one must reach the sink.
-    pub async fn inbound(&self) -> anyhow::Result<InboundResult> {
-        let sink = self.sink.addr;
+    /// afterwards every accepted one must reach the sink. Without `forward` (the accept
+    /// scenario) the source has no destination: each request is verified, deduplicated and
+    /// stored (request log and envelope event) before its 2xx, and nothing goes out.
+    pub async fn inbound(&self, forward: bool) -> anyhow::Result<InboundResult> {
+        let sink = forward.then_some(self.sink.addr);
         let (hr, url, mut child) = self
-            .start_fleet(true, None, async |hr: &Hookrelay| {
+            .start_fleet(forward, None, async |hr: &Hookrelay| {
                 hr.set_up_inbound(sink, INBOUND_SECRET).await
             })
             .await?;
@@ -849,7 +851,7 @@ impl Ctx {
         let m0 = self.meter(Some(&hr));
         let out = load::closed_loop(target, self.clients, self.duration).await?;
         let m1 = self.meter(Some(&hr));
-        let drained = self.drain(out.ids.len() as u64).await;
+        let drained = !forward || self.drain(out.ids.len() as u64).await;
         let whole = self.meter(Some(&hr)).since(&m0);
         child.cpu_pct = whole.hookrelay;
         child.postgres_cpu_pct = whole.postgres;
@@ -873,7 +875,11 @@ impl Ctx {
         Ok(InboundResult {
             load: LoadStats::of(&out, m1.since(&m0)),
             delivered,
-            undelivered: out.ids.len() as u64 - delivered,
+            undelivered: if forward {
+                out.ids.len() as u64 - delivered
+            } else {
+                0
+            },
             unexpected: seen.len() as u64 - delivered,
             duplicates,
             drained,

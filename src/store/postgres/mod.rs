@@ -1203,6 +1203,34 @@ impl Store for PgStore {
         .await
     }
 
+    async fn recent_outcomes(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<AttemptOutcome>> {
+        self.fetch_all(
+            sqlx::query(
+                "SELECT started_at, succeeded, duration_ms, error_kind FROM attempts
+                 WHERE endpoint_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(endpoint_id)
+            .bind(tenant_id)
+            .bind(limit as i64),
+            |r| {
+                Ok(AttemptOutcome {
+                    started_at: rows::time(r, 0)?,
+                    succeeded: r.try_get(1)?,
+                    duration_ms: r.try_get::<i64, _>(2)?.max(0) as u64,
+                    error_kind: r
+                        .try_get::<Option<&str>, _>(3)?
+                        .map(AttemptErrorKind::parse),
+                })
+            },
+        )
+        .await
+    }
+
     async fn delivery_counts(
         &self,
         tenant_id: &str,
@@ -1235,16 +1263,6 @@ impl Store for PgStore {
                 *counts.of_mut(status) = n;
             }
         }
-        counts.last_delivery_at = sqlx::query_scalar::<_, i64>(
-            "SELECT started_at FROM attempts WHERE endpoint_id = $1 AND tenant_id = $2
-             ORDER BY id DESC LIMIT 1",
-        )
-        .bind(endpoint_id)
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?
-        .map(from_ms);
         Ok(counts)
     }
 

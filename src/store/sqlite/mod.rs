@@ -1033,6 +1033,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recent_outcomes(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<AttemptOutcome>> {
+        let (tenant_id, endpoint_id) = (tenant_id.to_string(), endpoint_id.to_string());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT started_at, succeeded, duration_ms, error_kind FROM attempts
+                 INDEXED BY attempts_by_endpoint
+                 WHERE endpoint_id = ?1 AND tenant_id = ?2 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![endpoint_id, tenant_id, limit as i64], |r| {
+                Ok(AttemptOutcome {
+                    started_at: from_ms(r.get(0)?),
+                    succeeded: r.get(1)?,
+                    duration_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                    error_kind: r
+                        .get::<_, Option<String>>(3)?
+                        .map(|k| AttemptErrorKind::parse(&k)),
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
     async fn delivery_counts(
         &self,
         tenant_id: &str,
@@ -1060,14 +1088,6 @@ impl Store for SqliteStore {
                 })? as u64;
                 *counts.of_mut(status) = n;
             }
-            counts.last_delivery_at = c
-                .prepare_cached(
-                    "SELECT started_at FROM attempts INDEXED BY attempts_by_endpoint
-                     WHERE endpoint_id = ?1 ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row([&endpoint_id], |r| r.get::<_, i64>(0))
-                .optional()?
-                .map(from_ms);
             Ok(counts)
         })
         .await
