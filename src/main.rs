@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use hookrelay::app::{App, shutdown_signal};
 use hookrelay::config::Config;
 
+/// jemalloc rather than the system allocator: see Cargo.toml.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "hookrelay", version, about = "Self-hosted webhook gateway")]
 struct Cli {

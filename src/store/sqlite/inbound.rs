@@ -487,7 +487,9 @@ impl SqliteStore {
         &self,
         request: InboundAccept,
     ) -> Result<InboundAccepted> {
-        self.write(move |c| accept(c, request).map_err(backend))
+        // Fails only when the store does (a duplicate is found, not violated).
+        self.writer
+            .write_unguarded(move |c| accept(c, request).map_err(backend))
             .await
     }
 
