@@ -960,8 +960,9 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         auto_disable_after: chrono::Duration,
     ) -> Result<Vec<DisabledEndpoint>> {
+        let headers = attempt_headers_json(&records);
         self.write_relaxed(move |c| {
-            record_attempts(c, &records, now, auto_disable_after).map_err(backend)
+            record_attempts(c, &records, &headers, now, auto_disable_after).map_err(backend)
         })
         .await
     }
@@ -1275,14 +1276,43 @@ fn load_tasks(
     Ok(out)
 }
 
+/// The header maps of each record's attempt as stored (JSON): made on the caller's thread,
+/// not the writer's, which is the one that cannot be parallelised.
+fn attempt_headers_json(records: &[AttemptRecord]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                json(&r.attempt.request_headers),
+                json(&r.attempt.response_headers),
+            )
+        })
+        .collect()
+}
+
+/// Marks the endpoint's last success: run once per endpoint per batch, not per attempt.
+fn endpoint_succeeded(c: &Connection, endpoint_id: &str, at: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,
+            last_success_at = max(coalesce(last_success_at, 0), ?2) WHERE id = ?1",
+    )?
+    .execute(params![endpoint_id, at])?;
+    Ok(())
+}
+
 fn record_attempts(
     c: &Connection,
     records: &[AttemptRecord],
+    headers: &[(String, String)],
     now: DateTime<Utc>,
     auto_disable_after: chrono::Duration,
 ) -> rusqlite::Result<Vec<DisabledEndpoint>> {
     let mut disabled = Vec::new();
-    for rec in records {
+    // Successes not yet written to their endpoint's health row, with the latest start: a
+    // batch of attempts to one endpoint updates its row once. A failure of the same
+    // endpoint writes the pending success first, so the order of outcomes is kept.
+    let mut successes: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (rec, (request_headers, response_headers)) in records.iter().zip(headers) {
         let a = &rec.attempt;
         c.prepare_cached(&format!(
             "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
@@ -1297,9 +1327,9 @@ fn record_attempts(
             ms(a.started_at),
             a.duration_ms as i64,
             a.succeeded,
-            json(&a.request_headers),
+            request_headers,
             a.response_status,
-            json(&a.response_headers),
+            response_headers,
             a.response_body,
             a.error_kind.map(|k| k.as_str()),
             a.error
@@ -1331,12 +1361,12 @@ fn record_attempts(
         }
         let at = ms(a.started_at);
         if a.succeeded {
-            c.prepare_cached(
-                "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,
-                    last_success_at = max(coalesce(last_success_at, 0), ?2) WHERE id = ?1",
-            )?
-            .execute(params![a.endpoint_id, at])?;
+            let latest = successes.entry(a.endpoint_id.as_str()).or_insert(at);
+            *latest = (*latest).max(at);
             continue;
+        }
+        if let Some(success_at) = successes.remove(a.endpoint_id.as_str()) {
+            endpoint_succeeded(c, &a.endpoint_id, success_at)?;
         }
         let row: Option<(bool, Option<i64>)> = c
             .prepare_cached(
@@ -1385,6 +1415,9 @@ fn record_attempts(
             endpoint_id: a.endpoint_id.clone(),
             failing_since: since,
         });
+    }
+    for (endpoint_id, at) in successes {
+        endpoint_succeeded(c, endpoint_id, at)?;
     }
     Ok(disabled)
 }
